@@ -78,6 +78,9 @@ class ForgeAttentionMetadata:
 
 
 class ForgeAttentionMetadataBuilder(AttentionMetadataBuilder[ForgeAttentionMetadata]):
+    def __init__(self, kv_cache_spec, layer_names: list[str], vllm_config, device: torch.device):
+        super().__init__(kv_cache_spec, layer_names, vllm_config, device)
+
     def build(self, common_prefix_len: int, common_attn_metadata: CommonAttentionMetadata,
               fast_build: bool = False) -> ForgeAttentionMetadata:
         m = common_attn_metadata
