@@ -81,3 +81,13 @@ def collect(folder: str | os.PathLike) -> dict[str, Counter]:
             provider, op = ("native", key) if kind == "native" else key.split(":", 1)
             totals.setdefault(provider, Counter())[op] += n
     return totals
+
+
+def format_report(totals: dict[str, Counter], ops: tuple[str, ...]) -> str:
+    """A table of calls per op and provider, every known op listed (0 = never ran)."""
+    providers = sorted(totals)
+    lines = [f"  {'op':<20} " + " ".join(f"{p:>10}" for p in providers or ["calls"])]
+    for op in ops:
+        counts = [totals[p].get(op, 0) for p in providers] or [0]
+        lines.append(f"  {op:<20} " + " ".join(f"{n:>10}" for n in counts))
+    return "\n".join(lines)

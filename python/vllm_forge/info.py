@@ -1,0 +1,79 @@
+"""python -m vllm_forge.info: what is installed, what was built, which kernels serve.
+
+Prints the versions of vLLM, torch and vllm-forge, the compiled targets, the CPU's
+instruction sets, the platform decision register() makes here, and for each op the
+provider that serves it (and why the ones before it were skipped).
+"""
+
+import argparse
+import json
+import platform as host
+
+import torch
+
+import vllm_forge
+from vllm_forge import extension, ops
+from vllm_forge.platform.common import choose_platform, installed_vllm_version
+
+# Instruction sets the CPU kernels care about, as /proc/cpuinfo names them.
+ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl",
+             "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "asimd", "sve")
+
+
+def cpu_flags() -> list[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    present = set(line.split(":", 1)[1].split())
+                    return [flag for flag in ISA_FLAGS if flag in present]
+    except OSError:
+        pass
+    return []
+
+
+def collect(device_type: str = "cpu") -> dict:
+    status = extension.load()
+    choice = choose_platform()
+    return {
+        "vllm_forge": vllm_forge.__version__,
+        "vllm": installed_vllm_version(),
+        "torch": torch.__version__,
+        "extension": {"loaded": status.loaded, "detail": status.reason,
+                      "targets": list(status.targets),
+                      "built_with_torch": status.built_with_torch},
+        "cpu": {"machine": host.machine(), "torch_capability": torch.backends.cpu.get_cpu_capability(),
+                "isa_flags": cpu_flags(), "threads": torch.get_num_threads()},
+        "platform": {"class": choice.platform, "reason": choice.reason},
+        "ops": {op: {"provider": c.provider, "skipped": list(c.skipped)}
+                for op, c in ops.providers(device_type).items()},
+    }
+
+
+def format_text(info: dict) -> str:
+    ext = info["extension"]
+    lines = [
+        f"vllm-forge {info['vllm_forge']}   vLLM {info['vllm'] or 'not installed'}   torch {info['torch']}",
+        f"extension: {ext['detail']}" + (f"; built with torch {ext['built_with_torch']}"
+                                         if ext["built_with_torch"] else ""),
+        f"cpu: {info['cpu']['machine']}, torch capability {info['cpu']['torch_capability']}, "
+        f"{info['cpu']['threads']} threads, ISA: {' '.join(info['cpu']['isa_flags']) or 'unknown'}",
+        f"platform: {info['platform']['class'] or 'declined'} ({info['platform']['reason']})",
+        "ops (provider per op on cpu):",
+    ]
+    for op, c in info["ops"].items():
+        why = f"   [skipped {'; '.join(c['skipped'])}]" if c["skipped"] else ""
+        lines.append(f"  {op:<20} {c['provider']}{why}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    args = parser.parse_args()
+    info = collect()
+    print(json.dumps(info, indent=2) if args.json else format_text(info))
+
+
+if __name__ == "__main__":
+    main()
