@@ -43,6 +43,8 @@ def main() -> int:
     report_dir = tempfile.mkdtemp(prefix="forge-report-")
     os.environ[envs.FORGE_KERNEL_REPORT_DIR] = report_dir
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    # Keep the demo's own output readable; set VLLM_LOGGING_LEVEL=INFO to see vLLM's.
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
 
     from vllm import LLM, SamplingParams
     from vllm.platforms import current_platform
