@@ -23,4 +23,44 @@ void paged_attention_cpu(at::Tensor& out,                     // [num_tokens, nu
                          const at::Tensor& block_table,       // [num_seqs, max_blocks_per_seq] int32
                          double scale, int64_t sliding_window, double softcap);
 
+// Norms, activations, rotary --------------------------------------------------------
+
+void rms_norm_cpu(at::Tensor& out,                          // [..., hidden]
+                  const at::Tensor& input,                  // [..., hidden]
+                  const std::optional<at::Tensor>& weight,  // [hidden]
+                  double epsilon);
+
+void fused_add_rms_norm_cpu(at::Tensor& input,                        // [..., hidden]
+                            at::Tensor& residual,                     // [..., hidden]
+                            const std::optional<at::Tensor>& weight,  // [hidden]
+                            double epsilon);
+
+void silu_and_mul_cpu(at::Tensor& out,           // [..., d]
+                      const at::Tensor& input);  // [..., 2 * d]
+
+void gelu_and_mul_cpu(at::Tensor& out,          // [..., d]
+                      const at::Tensor& input,  // [..., 2 * d]
+                      c10::string_view approximate);
+
+void rotary_embedding_cpu(const at::Tensor& positions,            // [num_tokens] int64
+                          at::Tensor& query,                      // [num_tokens, heads(, )* head_size]
+                          const std::optional<at::Tensor>& key,   // [num_tokens, kv_heads(, )* head_size]
+                          int64_t head_size,
+                          const at::Tensor& cos_sin_cache,        // [max_position, rot_dim]
+                          bool is_neox);
+
+// Softmax family --------------------------------------------------------------------
+
+void softmax_cpu(at::Tensor& out,                               // [rows, cols]
+                 const at::Tensor& input,                       // [rows, cols]
+                 const std::optional<at::Tensor>& temperature);  // [rows] float32
+
+void log_softmax_cpu(at::Tensor& out, const at::Tensor& input,
+                     const std::optional<at::Tensor>& temperature);
+
+void topk_softmax_cpu(at::Tensor& topk_weights,          // [rows, k] float32
+                      at::Tensor& topk_ids,              // [rows, k] int32
+                      const at::Tensor& gating_output,   // [rows, experts]
+                      bool renormalize);
+
 }  // namespace forge

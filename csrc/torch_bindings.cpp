@@ -14,4 +14,33 @@ TORCH_LIBRARY(vllm_forge, m) {
       "paged_attention(Tensor! out, Tensor query, Tensor key_cache, Tensor value_cache, "
       "Tensor query_start_loc, Tensor seq_lens, Tensor block_table, float scale, "
       "int sliding_window, float softcap) -> ()");
+
+  // out = input / sqrt(mean(input^2, -1) + epsilon) * weight, over the last dimension.
+  m.def("rms_norm(Tensor! out, Tensor input, Tensor? weight, float epsilon) -> ()");
+
+  // residual += input (rounded to the dtype); input = rms_norm(residual) (from the fp32 sum).
+  m.def(
+      "fused_add_rms_norm(Tensor! input, Tensor! residual, Tensor? weight, float epsilon) -> ()");
+
+  // out = silu(input[..., :d]) * input[..., d:], d = input.size(-1) / 2.
+  m.def("silu_and_mul(Tensor! out, Tensor input) -> ()");
+
+  // out = gelu(input[..., :d]) * input[..., d:]; approximate: 'none' (erf) or 'tanh'.
+  m.def("gelu_and_mul(Tensor! out, Tensor input, str approximate) -> ()");
+
+  // Rotate the first cos_sin_cache.size(1) dims of every head of query (and key) in place
+  // by the angles of `positions`; neox (half-split) or gpt-j (interleaved) pairing.
+  m.def(
+      "rotary_embedding(Tensor positions, Tensor! query, Tensor!? key, int head_size, "
+      "Tensor cos_sin_cache, bool is_neox) -> ()");
+
+  // Row-wise softmax / log-softmax of input / temperature[row] (temperature optional).
+  m.def("softmax(Tensor! out, Tensor input, Tensor? temperature) -> ()");
+  m.def("log_softmax(Tensor! out, Tensor input, Tensor? temperature) -> ()");
+
+  // MoE routing: softmax over experts, then the top k (k = topk_weights.size(1)),
+  // optionally renormalised to sum to 1.
+  m.def(
+      "topk_softmax(Tensor! topk_weights, Tensor! topk_ids, Tensor gating_output, "
+      "bool renormalize) -> ()");
 }

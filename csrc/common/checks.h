@@ -4,6 +4,8 @@
 
 #include <torch/types.h>
 
+#include "common/row_layout.h"
+
 #include <cmath>
 #include <sstream>
 #include <vector>
@@ -48,3 +50,49 @@ inline std::string shape_string(const at::Tensor& t) {
   TORCH_CHECK((t).size(dim) == (expected), op ": " #t ".size(" #dim ") must be ",     \
               (expected), " (" #expected "), got ", (t).size(dim), " (shape ", \
               ::forge::shape_string(t), ")")
+
+#define FORGE_CHECK_FLOATING(op, t)                                                     \
+  TORCH_CHECK((t).scalar_type() == at::kFloat || (t).scalar_type() == at::kBFloat16 ||  \
+                  (t).scalar_type() == at::kHalf,                                       \
+              op ": " #t " must have dtype float32, bfloat16 or float16, got ",        \
+              (t).scalar_type())
+
+#define FORGE_CHECK_CPU(op, t) FORGE_CHECK_DEVICE(op, t, at::Device(at::kCPU))
+
+namespace forge {
+
+// The rows of t (all dimensions but the last) as at most two levels of evenly spaced
+// rows; ok = false when they need more (then the caller reports the shape and strides).
+inline bool row_layout(const at::Tensor& t, RowLayout& layout) {
+  // Merge adjacent leading dimensions from the innermost out; size-1 dims are free.
+  std::vector<std::pair<int64_t, int64_t>> groups;  // (count, stride), innermost first
+  for (int64_t d = t.dim() - 2; d >= 0; --d) {
+    if (t.size(d) == 1) continue;
+    if (!groups.empty() && t.stride(d) == groups.back().first * groups.back().second) {
+      groups.back().first *= t.size(d);
+    } else {
+      groups.emplace_back(t.size(d), t.stride(d));
+    }
+  }
+  if (groups.size() > 2) return false;
+  layout = RowLayout{};
+  if (!groups.empty()) {
+    layout.inner_count = groups[0].first;
+    layout.inner_stride = groups[0].second;
+    layout.outer_stride = groups.size() == 2 ? groups[1].second : groups[0].first * groups[0].second;
+  }
+  return true;
+}
+
+inline int64_t num_rows(const at::Tensor& t) {
+  return t.dim() == 0 || t.size(-1) == 0 ? 0 : t.numel() / t.size(-1);
+}
+
+}  // namespace forge
+
+// Rows of t (leading dimensions) as a RowLayout named `var`, or an error naming t.
+#define FORGE_ROW_LAYOUT(op, t, var)                                                        \
+  ::forge::RowLayout var;                                                                   \
+  TORCH_CHECK(::forge::row_layout(t, var), op, ": the leading dimensions of " #t             \
+              " must form at most two levels of evenly spaced rows, got shape ",            \
+              ::forge::shape_string(t), " with strides ", (t).strides())

@@ -22,7 +22,7 @@
         return __VA_ARGS__();                                                          \
       }                                                                                \
       default:                                                                         \
-        TORCH_CHECK(false, op ": unsupported dtype ", (dtype),                        \
+        TORCH_CHECK(false, op, ": unsupported dtype ", (dtype),                       \
                     "; supported: float32, bfloat16, float16");                        \
     }                                                                                  \
   }()

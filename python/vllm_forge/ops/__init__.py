@@ -17,7 +17,8 @@ from vllm_forge import extension
 from vllm_forge.ops import reference
 from vllm_forge.report import python_counters
 
-OPS = ("reshape_and_cache", "paged_attention")
+OPS = ("reshape_and_cache", "paged_attention", "rms_norm", "fused_add_rms_norm", "silu_and_mul",
+       "gelu_and_mul", "rotary_embedding", "softmax", "log_softmax", "topk_softmax")
 PROVIDERS = ("native", "torch")
 
 
@@ -79,3 +80,50 @@ def paged_attention(out: torch.Tensor, query: torch.Tensor, key_cache: torch.Ten
     choose("paged_attention", query.device.type).fn(out, query, key_cache, value_cache,
                                                     query_start_loc, seq_lens, block_table,
                                                     scale, sliding_window, softcap)
+
+
+def rms_norm(out: torch.Tensor, input: torch.Tensor, weight: torch.Tensor | None,
+             epsilon: float) -> None:
+    """out [..., hidden] = input / rms(input) * weight [hidden]."""
+    choose("rms_norm", input.device.type).fn(out, input, weight, epsilon)
+
+
+def fused_add_rms_norm(input: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor | None,
+                       epsilon: float) -> None:
+    """In place: residual += input; input = rms_norm(residual) * weight."""
+    choose("fused_add_rms_norm", input.device.type).fn(input, residual, weight, epsilon)
+
+
+def silu_and_mul(out: torch.Tensor, input: torch.Tensor) -> None:
+    """out [..., d] = silu(input[..., :d]) * input[..., d:]."""
+    choose("silu_and_mul", input.device.type).fn(out, input)
+
+
+def gelu_and_mul(out: torch.Tensor, input: torch.Tensor, approximate: str = "none") -> None:
+    """out [..., d] = gelu(input[..., :d]) * input[..., d:]; approximate 'none' | 'tanh'."""
+    choose("gelu_and_mul", input.device.type).fn(out, input, approximate)
+
+
+def rotary_embedding(positions: torch.Tensor, query: torch.Tensor, key: torch.Tensor | None,
+                     head_size: int, cos_sin_cache: torch.Tensor, is_neox: bool) -> None:
+    """Rotate query (and key) in place; see vllm_forge.ops.reference.rotary_embedding."""
+    choose("rotary_embedding", query.device.type).fn(positions, query, key, head_size,
+                                                     cos_sin_cache, is_neox)
+
+
+def softmax(out: torch.Tensor, input: torch.Tensor, temperature: torch.Tensor | None = None) -> None:
+    """out [rows, cols] = softmax(input / temperature[rows, None])."""
+    choose("softmax", input.device.type).fn(out, input, temperature)
+
+
+def log_softmax(out: torch.Tensor, input: torch.Tensor,
+                temperature: torch.Tensor | None = None) -> None:
+    """out [rows, cols] = log_softmax(input / temperature[rows, None])."""
+    choose("log_softmax", input.device.type).fn(out, input, temperature)
+
+
+def topk_softmax(topk_weights: torch.Tensor, topk_ids: torch.Tensor, gating_output: torch.Tensor,
+                 renormalize: bool = False) -> None:
+    """MoE routing: top-k of softmax(gating_output) into topk_weights / topk_ids [rows, k]."""
+    choose("topk_softmax", gating_output.device.type).fn(topk_weights, topk_ids, gating_output,
+                                                         renormalize)

@@ -13,3 +13,43 @@ def _reshape_and_cache_fake(key_cache, value_cache, key, value, slot_mapping) ->
 def _paged_attention_fake(out, query, key_cache, value_cache, query_start_loc, seq_lens,
                           block_table, scale, sliding_window, softcap) -> None:
     return None
+
+
+@torch.library.register_fake("vllm_forge::rms_norm")
+def _rms_norm_fake(out, input, weight, epsilon) -> None:
+    return None
+
+
+@torch.library.register_fake("vllm_forge::fused_add_rms_norm")
+def _fused_add_rms_norm_fake(input, residual, weight, epsilon) -> None:
+    return None
+
+
+@torch.library.register_fake("vllm_forge::silu_and_mul")
+def _silu_and_mul_fake(out, input) -> None:
+    return None
+
+
+@torch.library.register_fake("vllm_forge::gelu_and_mul")
+def _gelu_and_mul_fake(out, input, approximate) -> None:
+    return None
+
+
+@torch.library.register_fake("vllm_forge::rotary_embedding")
+def _rotary_embedding_fake(positions, query, key, head_size, cos_sin_cache, is_neox) -> None:
+    return None
+
+
+@torch.library.register_fake("vllm_forge::softmax")
+def _softmax_fake(out, input, temperature) -> None:
+    return None
+
+
+@torch.library.register_fake("vllm_forge::log_softmax")
+def _log_softmax_fake(out, input, temperature) -> None:
+    return None
+
+
+@torch.library.register_fake("vllm_forge::topk_softmax")
+def _topk_softmax_fake(topk_weights, topk_ids, gating_output, renormalize) -> None:
+    return None

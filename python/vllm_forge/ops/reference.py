@@ -65,3 +65,87 @@ def paged_attention(out: torch.Tensor, query: torch.Tensor, key_cache: torch.Ten
         # A masked key may hold NaN (unwritten slot); 0 * NaN would poison the sum.
         v = torch.where(allowed.any(0).view(-1, 1, 1), v, torch.zeros_like(v))
         out[q0:q1] = torch.einsum("hqk,khd->qhd", probs, v).to(out.dtype)
+
+
+def rms_norm(out: torch.Tensor, input: torch.Tensor, weight: torch.Tensor | None,
+             epsilon: float) -> None:
+    """out = input / sqrt(mean(input^2) + epsilon) * weight over the last dim; [..., hidden]."""
+    x = input.float()
+    y = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + epsilon)
+    if weight is not None:
+        y = y * weight.float()
+    out.copy_(y)
+
+
+def fused_add_rms_norm(input: torch.Tensor, residual: torch.Tensor,
+                       weight: torch.Tensor | None, epsilon: float) -> None:
+    """residual <- input + residual; input <- rms_norm of the (unrounded) sum."""
+    total = input.float() + residual.float()
+    residual.copy_(total)
+    rms_norm(input, total, weight, epsilon)
+
+
+def silu_and_mul(out: torch.Tensor, input: torch.Tensor) -> None:
+    """out = silu(input[..., :d]) * input[..., d:]; input [..., 2d], out [..., d]."""
+    d = input.shape[-1] // 2
+    x = input.float()
+    out.copy_(torch.nn.functional.silu(x[..., :d]) * x[..., d:])
+
+
+def gelu_and_mul(out: torch.Tensor, input: torch.Tensor, approximate: str) -> None:
+    """out = gelu(input[..., :d], approximate) * input[..., d:]; approximate 'none' | 'tanh'."""
+    d = input.shape[-1] // 2
+    x = input.float()
+    out.copy_(torch.nn.functional.gelu(x[..., :d], approximate=approximate) * x[..., d:])
+
+
+def rotary_embedding(positions: torch.Tensor, query: torch.Tensor, key: torch.Tensor | None,
+                     head_size: int, cos_sin_cache: torch.Tensor, is_neox: bool) -> None:
+    """Rotate the first rot_dim = cos_sin_cache.shape[1] dims of each head, in place.
+
+    positions [T] int64; query [T, H * head_size] or [T, H, head_size]; key likewise or
+    None; cos_sin_cache [max_position, rot_dim] = cos (rot_dim/2) | sin (rot_dim/2).
+    """
+    rot_dim = cos_sin_cache.shape[1]
+    cos, sin = cos_sin_cache[positions].float().chunk(2, dim=-1)  # [T, rot_dim/2]
+    cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+    for x in (query, key):
+        if x is None:
+            continue
+        heads = x.view(x.shape[0], -1, head_size)
+        rot = heads[..., :rot_dim].float()
+        if is_neox:
+            x1, x2 = rot.chunk(2, dim=-1)
+            rotated = torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
+        else:
+            x1, x2 = rot[..., 0::2], rot[..., 1::2]
+            rotated = torch.stack((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1).flatten(-2)
+        heads[..., :rot_dim] = rotated.to(x.dtype)
+
+
+def softmax(out: torch.Tensor, input: torch.Tensor, temperature: torch.Tensor | None) -> None:
+    """out = softmax(input / temperature[:, None], dim=-1); input [rows, cols]."""
+    x = input.float()
+    if temperature is not None:
+        x = x / temperature.float().unsqueeze(1)
+    out.copy_(torch.softmax(x, dim=-1))
+
+
+def log_softmax(out: torch.Tensor, input: torch.Tensor, temperature: torch.Tensor | None) -> None:
+    """out = log_softmax(input / temperature[:, None], dim=-1); input [rows, cols]."""
+    x = input.float()
+    if temperature is not None:
+        x = x / temperature.float().unsqueeze(1)
+    out.copy_(torch.log_softmax(x, dim=-1))
+
+
+def topk_softmax(topk_weights: torch.Tensor, topk_ids: torch.Tensor, gating_output: torch.Tensor,
+                 renormalize: bool) -> None:
+    """topk_weights [rows, k] float32, topk_ids [rows, k] int32 <- the k largest of
+    softmax(gating_output [rows, experts]), optionally renormalised to sum to 1."""
+    probs = torch.softmax(gating_output.float(), dim=-1)
+    weights, ids = probs.topk(topk_weights.shape[1], dim=-1)
+    if renormalize:
+        weights = weights / weights.sum(-1, keepdim=True)
+    topk_weights.copy_(weights)
+    topk_ids.copy_(ids.to(torch.int32))

@@ -1,0 +1,73 @@
+// CPU launchers for silu_and_mul and gelu_and_mul (kernels: cpu/kernels/activation.h).
+#include <torch/library.h>
+
+#include "common/call_counter.h"
+#include "common/checks.h"
+#include "common/dispatch.h"
+#include "cpu/kernels/activation.h"
+#include "ops.h"
+
+namespace forge {
+namespace {
+
+template <cpu::Activation ACT>
+void run_gated(const char* op, CallCounter& counter, at::Tensor& out, const at::Tensor& input) {
+  TORCH_CHECK(input.dim() >= 1, op, ": input must have at least 1 dimension");
+  FORGE_CHECK_CPU("gated activation", input);
+  FORGE_CHECK_CPU("gated activation", out);
+  TORCH_CHECK(input.scalar_type() == at::kFloat || input.scalar_type() == at::kBFloat16 ||
+                  input.scalar_type() == at::kHalf,
+              op, ": input must have dtype float32, bfloat16 or float16, got ", input.scalar_type());
+  TORCH_CHECK(out.scalar_type() == input.scalar_type(), op, ": out must have the dtype of input (",
+              input.scalar_type(), "), got ", out.scalar_type());
+  const int64_t width = input.size(-1);
+  TORCH_CHECK(width % 2 == 0, op, ": the last dimension of input must be even (gate and up "
+              "halves), got ", width);
+  auto expected = input.sizes().vec();
+  expected.back() = width / 2;
+  TORCH_CHECK(out.sizes() == at::IntArrayRef(expected), op, ": out must have shape ", expected,
+              " (input's with the last dimension halved), got ", shape_string(out));
+  TORCH_CHECK(input.size(-1) <= 1 || input.stride(-1) == 1, op,
+              ": input must have a contiguous last dimension (stride 1), got strides ", input.strides());
+  TORCH_CHECK(out.size(-1) <= 1 || out.stride(-1) == 1, op,
+              ": out must have a contiguous last dimension (stride 1), got strides ", out.strides());
+  FORGE_ROW_LAYOUT(op, input, in_rows);
+  FORGE_ROW_LAYOUT(op, out, out_rows);
+  if (out.numel() == 0) return;
+
+  cpu::GatedActivationArgs args{};
+  args.out = out.data_ptr();
+  args.out_rows = out_rows;
+  args.input = input.data_ptr();
+  args.in_rows = in_rows;
+  args.rows = num_rows(input);
+  args.d = width / 2;
+  counter.add();
+  FORGE_DISPATCH_FLOAT_TYPES(op, input.scalar_type(), scalar_t,
+                             [&] { cpu::gated_activation_kernel<scalar_t, ACT>(args); });
+}
+
+}  // namespace
+
+void silu_and_mul_cpu(at::Tensor& out, const at::Tensor& input) {
+  static CallCounter counter("silu_and_mul");
+  run_gated<cpu::Activation::kSilu>("silu_and_mul", counter, out, input);
+}
+
+void gelu_and_mul_cpu(at::Tensor& out, const at::Tensor& input, c10::string_view approximate) {
+  static CallCounter counter("gelu_and_mul");
+  if (approximate == "none") {
+    run_gated<cpu::Activation::kGelu>("gelu_and_mul", counter, out, input);
+  } else if (approximate == "tanh") {
+    run_gated<cpu::Activation::kGeluTanh>("gelu_and_mul", counter, out, input);
+  } else {
+    TORCH_CHECK(false, "gelu_and_mul: approximate must be 'none' or 'tanh', got '", approximate, "'");
+  }
+}
+
+TORCH_LIBRARY_IMPL(vllm_forge, CPU, m) {
+  m.impl("silu_and_mul", &silu_and_mul_cpu);
+  m.impl("gelu_and_mul", &gelu_and_mul_cpu);
+}
+
+}  // namespace forge
