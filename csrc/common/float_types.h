@@ -1,4 +1,4 @@
-// Torch-free 16-bit float storage types and their conversions to and from fp32.
+// Torch-free 16-bit float storage types (conversions: csrc/cpu/kernels/convert.h).
 // Kernels load bf16/fp16 into fp32 registers, do all math in fp32 and round once
 // on store, which is what the pure-torch references do too.
 #pragma once
@@ -15,46 +15,5 @@ struct bf16 {
 struct fp16 {
   uint16_t bits;
 };
-
-inline float to_float(float x) { return x; }
-
-inline float to_float(bf16 x) {
-  uint32_t u = static_cast<uint32_t>(x.bits) << 16;
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
-}
-
-inline float to_float(fp16 x) {
-  _Float16 h;
-  std::memcpy(&h, &x.bits, sizeof h);
-  return static_cast<float>(h);
-}
-
-template <typename T>
-inline T from_float(float x);
-
-template <>
-inline float from_float<float>(float x) {
-  return x;
-}
-
-// Round to nearest even, as torch does; NaN stays a (quiet) NaN.
-template <>
-inline bf16 from_float<bf16>(float x) {
-  uint32_t u;
-  std::memcpy(&u, &x, sizeof u);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return bf16{static_cast<uint16_t>((u >> 16) | 0x40u)};
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return bf16{static_cast<uint16_t>(u >> 16)};
-}
-
-template <>
-inline fp16 from_float<fp16>(float x) {
-  _Float16 h = static_cast<_Float16>(x);
-  fp16 out;
-  std::memcpy(&out.bits, &h, sizeof h);
-  return out;
-}
 
 }  // namespace forge

@@ -4,14 +4,14 @@
 #include "common/call_counter.h"
 #include "common/checks.h"
 #include "common/dispatch.h"
-#include "cpu/kernels/activation.h"
+#include "cpu/kernels/kernel_table.h"
 #include "ops.h"
 
 namespace forge {
 namespace {
 
-template <cpu::Activation ACT>
-void run_gated(const char* op, CallCounter& counter, at::Tensor& out, const at::Tensor& input) {
+void run_gated(const char* op, cpu::Activation act, CallCounter& counter, at::Tensor& out,
+               const at::Tensor& input) {
   TORCH_CHECK(input.dim() >= 1, op, ": input must have at least 1 dimension");
   FORGE_CHECK_CPU("gated activation", input);
   FORGE_CHECK_CPU("gated activation", out);
@@ -25,7 +25,7 @@ void run_gated(const char* op, CallCounter& counter, at::Tensor& out, const at::
               "halves), got ", width);
   auto expected = input.sizes().vec();
   expected.back() = width / 2;
-  TORCH_CHECK(out.sizes() == at::IntArrayRef(expected), op, ": out must have shape ", expected,
+  TORCH_CHECK(out.sizes() == at::IntArrayRef(expected), op, ": out must have shape ", at::IntArrayRef(expected),
               " (input's with the last dimension halved), got ", shape_string(out));
   TORCH_CHECK(input.size(-1) <= 1 || input.stride(-1) == 1, op,
               ": input must have a contiguous last dimension (stride 1), got strides ", input.strides());
@@ -43,23 +43,29 @@ void run_gated(const char* op, CallCounter& counter, at::Tensor& out, const at::
   args.rows = num_rows(input);
   args.d = width / 2;
   counter.add();
-  FORGE_DISPATCH_FLOAT_TYPES(op, input.scalar_type(), scalar_t,
-                             [&] { cpu::gated_activation_kernel<scalar_t, ACT>(args); });
+  FORGE_DISPATCH_FLOAT_TYPES(op, input.scalar_type(), scalar_t, [&] {
+    const auto& k = cpu::kernels().of<scalar_t>();
+    switch (act) {
+      case cpu::Activation::kSilu: return k.silu_and_mul(args);
+      case cpu::Activation::kGelu: return k.gelu_and_mul(args);
+      case cpu::Activation::kGeluTanh: return k.gelu_tanh_and_mul(args);
+    }
+  });
 }
 
 }  // namespace
 
 void silu_and_mul_cpu(at::Tensor& out, const at::Tensor& input) {
   static CallCounter counter("silu_and_mul");
-  run_gated<cpu::Activation::kSilu>("silu_and_mul", counter, out, input);
+  run_gated("silu_and_mul", cpu::Activation::kSilu, counter, out, input);
 }
 
 void gelu_and_mul_cpu(at::Tensor& out, const at::Tensor& input, c10::string_view approximate) {
   static CallCounter counter("gelu_and_mul");
   if (approximate == "none") {
-    run_gated<cpu::Activation::kGelu>("gelu_and_mul", counter, out, input);
+    run_gated("gelu_and_mul", cpu::Activation::kGelu, counter, out, input);
   } else if (approximate == "tanh") {
-    run_gated<cpu::Activation::kGeluTanh>("gelu_and_mul", counter, out, input);
+    run_gated("gelu_and_mul", cpu::Activation::kGeluTanh, counter, out, input);
   } else {
     TORCH_CHECK(false, "gelu_and_mul: approximate must be 'none' or 'tanh', got '", approximate, "'");
   }

@@ -6,7 +6,7 @@
 #include "common/call_counter.h"
 #include "common/checks.h"
 #include "common/dispatch.h"
-#include "cpu/kernels/paged_attention.h"
+#include "cpu/kernels/kernel_table.h"
 #include "ops.h"
 
 namespace forge {
@@ -156,7 +156,7 @@ void paged_attention_cpu(at::Tensor& out, const at::Tensor& query, const at::Ten
   static CallCounter counter(kOp);
   counter.add();
   FORGE_DISPATCH_FLOAT_TYPES("paged_attention", query.scalar_type(), scalar_t,
-                             [&] { cpu::paged_attention_kernel<scalar_t>(args); });
+                             [&] { cpu::kernels().of<scalar_t>().paged_attention(args); });
 }
 
 TORCH_LIBRARY_IMPL(vllm_forge, CPU, m) { m.impl("paged_attention", &paged_attention_cpu); }

@@ -4,7 +4,7 @@
 
 #include "common/call_counter.h"
 #include "common/checks.h"
-#include "cpu/kernels/reshape_and_cache.h"
+#include "cpu/kernels/kernel_table.h"
 #include "ops.h"
 
 namespace forge {
@@ -86,7 +86,7 @@ void reshape_and_cache_cpu(at::Tensor& key_cache, at::Tensor& value_cache, const
   args.element_size = static_cast<int>(key.element_size());
   static CallCounter counter("reshape_and_cache");
   counter.add();
-  cpu::reshape_and_cache_kernel(args);
+  cpu::kernels().reshape_and_cache(args);
 }
 
 TORCH_LIBRARY_IMPL(vllm_forge, CPU, m) { m.impl("reshape_and_cache", &reshape_and_cache_cpu); }

@@ -7,7 +7,7 @@
 #include "common/call_counter.h"
 #include "common/checks.h"
 #include "common/dispatch.h"
-#include "cpu/kernels/rms_norm.h"
+#include "cpu/kernels/kernel_table.h"
 #include "ops.h"
 
 namespace forge {
@@ -61,7 +61,7 @@ void rms_norm_cpu(at::Tensor& out, const at::Tensor& input, const std::optional<
   static CallCounter counter("rms_norm");
   counter.add();
   FORGE_DISPATCH_FLOAT_TYPES("rms_norm", input.scalar_type(), scalar_t,
-                             [&] { cpu::rms_norm_kernel<scalar_t>(args); });
+                             [&] { cpu::kernels().of<scalar_t>().rms_norm(args); });
 }
 
 void fused_add_rms_norm_cpu(at::Tensor& input, at::Tensor& residual,
@@ -97,7 +97,7 @@ void fused_add_rms_norm_cpu(at::Tensor& input, at::Tensor& residual,
   static CallCounter counter("fused_add_rms_norm");
   counter.add();
   FORGE_DISPATCH_FLOAT_TYPES("fused_add_rms_norm", input.scalar_type(), scalar_t,
-                             [&] { cpu::fused_add_rms_norm_kernel<scalar_t>(args); });
+                             [&] { cpu::kernels().of<scalar_t>().fused_add_rms_norm(args); });
 }
 
 TORCH_LIBRARY_IMPL(vllm_forge, CPU, m) {

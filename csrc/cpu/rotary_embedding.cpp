@@ -6,7 +6,7 @@
 #include "common/call_counter.h"
 #include "common/checks.h"
 #include "common/dispatch.h"
-#include "cpu/kernels/rotary_embedding.h"
+#include "cpu/kernels/kernel_table.h"
 #include "ops.h"
 
 namespace forge {
@@ -92,7 +92,7 @@ void rotary_embedding_cpu(const at::Tensor& positions, at::Tensor& query,
   static CallCounter counter("rotary_embedding");
   counter.add();
   FORGE_DISPATCH_FLOAT_TYPES("rotary_embedding", query.scalar_type(), scalar_t,
-                             [&] { cpu::rotary_embedding_kernel<scalar_t>(args); });
+                             [&] { cpu::kernels().of<scalar_t>().rotary_embedding(args); });
 }
 
 TORCH_LIBRARY_IMPL(vllm_forge, CPU, m) { m.impl("rotary_embedding", &rotary_embedding_cpu); }

@@ -4,7 +4,7 @@
 #include "common/call_counter.h"
 #include "common/checks.h"
 #include "common/dispatch.h"
-#include "cpu/kernels/softmax.h"
+#include "cpu/kernels/kernel_table.h"
 #include "ops.h"
 
 namespace forge {
@@ -55,7 +55,7 @@ void run_softmax(const char* op, CallCounter& counter, at::Tensor& out, const at
   args.log = log;
   counter.add();
   FORGE_DISPATCH_FLOAT_TYPES(op, input.scalar_type(), scalar_t,
-                             [&] { cpu::softmax_kernel<scalar_t>(args); });
+                             [&] { cpu::kernels().of<scalar_t>().softmax(args); });
 }
 
 }  // namespace
@@ -106,7 +106,7 @@ void topk_softmax_cpu(at::Tensor& topk_weights, at::Tensor& topk_ids, const at::
   static CallCounter counter("topk_softmax");
   counter.add();
   FORGE_DISPATCH_FLOAT_TYPES("topk_softmax", gating_output.scalar_type(), scalar_t,
-                             [&] { cpu::topk_softmax_kernel<scalar_t>(args); });
+                             [&] { cpu::kernels().of<scalar_t>().topk_softmax(args); });
 }
 
 TORCH_LIBRARY_IMPL(vllm_forge, CPU, m) {

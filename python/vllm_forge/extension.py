@@ -45,3 +45,18 @@ def load() -> ExtensionStatus:
 
     return ExtensionStatus(True, f"vllm_forge._C loaded (targets: {', '.join(_build_info.TARGETS)})",
                            _build_info.TARGETS, _build_info.TORCH_VERSION)
+
+
+def cpu_kernel_isa() -> tuple[str, str]:
+    """(variant in use or "error: ...", comma-separated variants this CPU can run),
+    asked of the loaded library through two plain C functions."""
+    import ctypes
+
+    if not load().loaded:
+        return "not loaded", ""
+    from vllm_forge import _C
+
+    lib = ctypes.CDLL(_C.__file__)
+    lib.forge_cpu_kernel_isa.restype = ctypes.c_char_p
+    lib.forge_cpu_available_isas.restype = ctypes.c_char_p
+    return lib.forge_cpu_kernel_isa().decode(), lib.forge_cpu_available_isas().decode()

@@ -43,7 +43,9 @@ def collect(device_type: str = "cpu") -> dict:
                       "targets": list(status.targets),
                       "built_with_torch": status.built_with_torch},
         "cpu": {"machine": host.machine(), "torch_capability": torch.backends.cpu.get_cpu_capability(),
-                "isa_flags": cpu_flags(), "threads": torch.get_num_threads()},
+                "isa_flags": cpu_flags(), "threads": torch.get_num_threads(),
+                "kernel_variant": extension.cpu_kernel_isa()[0],
+                "runnable_variants": extension.cpu_kernel_isa()[1]},
         "platform": {"class": choice.platform, "reason": choice.reason},
         "ops": {op: {"provider": c.provider, "skipped": list(c.skipped)}
                 for op, c in ops.providers(device_type).items()},
@@ -58,6 +60,8 @@ def format_text(info: dict) -> str:
                                          if ext["built_with_torch"] else ""),
         f"cpu: {info['cpu']['machine']}, torch capability {info['cpu']['torch_capability']}, "
         f"{info['cpu']['threads']} threads, ISA: {' '.join(info['cpu']['isa_flags']) or 'unknown'}",
+        f"cpu kernels: {info['cpu']['kernel_variant']} variant (runnable here: "
+        f"{info['cpu']['runnable_variants']}; FORGE_CPU_ISA picks one)",
         f"platform: {info['platform']['class'] or 'declined'} ({info['platform']['reason']})",
         "ops (provider per op on cpu):",
     ]

@@ -4,22 +4,11 @@
 
 #include <cstdint>
 
-#include "common/float_types.h"
-#include "common/row_layout.h"
+#include "cpu/kernels/args.h"
+#include "cpu/kernels/convert.h"
 #include "cpu/kernels/vec_math.h"
 
-namespace forge::cpu {
-
-enum class Activation { kSilu, kGelu, kGeluTanh };
-
-struct GatedActivationArgs {
-  void* out;          // [rows, d]
-  RowLayout out_rows;
-  const void* input;  // [rows, 2 * d]
-  RowLayout in_rows;
-  int64_t rows;
-  int64_t d;
-};
+namespace forge::cpu::FORGE_ISA {
 
 namespace detail {
 
@@ -51,4 +40,4 @@ void gated_activation_kernel(const GatedActivationArgs& a) {
   }
 }
 
-}  // namespace forge::cpu
+}  // namespace forge::cpu::FORGE_ISA

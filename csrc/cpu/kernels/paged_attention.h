@@ -19,38 +19,10 @@
 #include <limits>
 #include <vector>
 
-#include "common/float_types.h"
+#include "cpu/kernels/args.h"
+#include "cpu/kernels/convert.h"
 
-namespace forge::cpu {
-
-struct PagedAttentionArgs {
-  void* out;                  // [num_tokens, num_heads, head_size]
-  int64_t out_stride_token;
-  int64_t out_stride_head;
-  const void* query;          // [num_tokens, num_heads, head_size]
-  int64_t q_stride_token;
-  int64_t q_stride_head;
-  const void* key_cache;      // [num_blocks, num_kv_heads, block_size, head_size]
-  int64_t k_stride_block;
-  int64_t k_stride_head;
-  int64_t k_stride_slot;
-  const void* value_cache;    // [num_blocks, num_kv_heads, block_size, head_size]
-  int64_t v_stride_block;
-  int64_t v_stride_head;
-  int64_t v_stride_slot;
-  const int32_t* query_start_loc;  // [num_seqs + 1]
-  const int32_t* seq_lens;         // [num_seqs]
-  const int32_t* block_table;      // [num_seqs, max_blocks_per_seq]
-  int64_t block_table_stride;
-  int num_seqs;
-  int num_heads;
-  int num_kv_heads;
-  int head_size;
-  int block_size;
-  float scale;
-  int sliding_window;  // <= 0: no window
-  float softcap;       // <= 0: no soft-cap
-};
+namespace forge::cpu::FORGE_ISA {
 
 namespace detail {
 
@@ -223,4 +195,4 @@ void paged_attention_kernel(const PagedAttentionArgs& a) {
   }
 }
 
-}  // namespace forge::cpu
+}  // namespace forge::cpu::FORGE_ISA

@@ -5,33 +5,12 @@
 // the kernel only needs the element size.
 #pragma once
 
+#include "cpu/kernels/args.h"
+
 #include <cstdint>
 #include <cstring>
 
-namespace forge::cpu {
-
-struct ReshapeAndCacheArgs {
-  void* key_cache;       // [num_blocks, num_kv_heads, block_size, head_size]
-  int64_t kc_stride_block;
-  int64_t kc_stride_head;
-  int64_t kc_stride_slot;
-  void* value_cache;     // [num_blocks, num_kv_heads, block_size, head_size]
-  int64_t vc_stride_block;
-  int64_t vc_stride_head;
-  int64_t vc_stride_slot;
-  const void* key;       // [num_tokens, num_kv_heads, head_size]
-  int64_t k_stride_token;
-  int64_t k_stride_head;
-  const void* value;     // [num_tokens, num_kv_heads, head_size]
-  int64_t v_stride_token;
-  int64_t v_stride_head;
-  const int64_t* slot_mapping;  // [num_tokens]
-  int64_t num_tokens;
-  int num_kv_heads;
-  int head_size;
-  int block_size;
-  int element_size;  // bytes per element; all strides above are in elements
-};
+namespace forge::cpu::FORGE_ISA {
 
 inline void reshape_and_cache_kernel(const ReshapeAndCacheArgs& a) {
   const int64_t es = a.element_size;
@@ -58,4 +37,4 @@ inline void reshape_and_cache_kernel(const ReshapeAndCacheArgs& a) {
   }
 }
 
-}  // namespace forge::cpu
+}  // namespace forge::cpu::FORGE_ISA

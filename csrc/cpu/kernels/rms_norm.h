@@ -8,23 +8,10 @@
 #include <cmath>
 #include <cstdint>
 
-#include "common/float_types.h"
-#include "common/row_layout.h"
+#include "cpu/kernels/args.h"
+#include "cpu/kernels/convert.h"
 
-namespace forge::cpu {
-
-struct RmsNormArgs {
-  void* out;          // [rows, hidden]
-  RowLayout out_rows;
-  void* input;        // [rows, hidden]; fused: updated in place with the output
-  RowLayout in_rows;
-  void* residual;     // fused only: [rows, hidden], updated in place with input + residual
-  RowLayout res_rows;
-  const void* weight; // [hidden] or nullptr
-  int64_t rows;
-  int64_t hidden;
-  float epsilon;
-};
+namespace forge::cpu::FORGE_ISA {
 
 namespace detail {
 
@@ -88,4 +75,4 @@ void fused_add_rms_norm_kernel(const RmsNormArgs& a) {
   }
 }
 
-}  // namespace forge::cpu
+}  // namespace forge::cpu::FORGE_ISA

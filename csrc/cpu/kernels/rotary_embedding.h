@@ -8,26 +8,10 @@
 
 #include <cstdint>
 
-#include "common/float_types.h"
+#include "cpu/kernels/args.h"
+#include "cpu/kernels/convert.h"
 
-namespace forge::cpu {
-
-struct RotaryArgs {
-  const int64_t* positions;  // [num_tokens], validated in [0, max_position)
-  void* query;               // [num_tokens, num_heads, head_size] (strided)
-  int64_t q_stride_token;
-  int64_t q_stride_head;
-  int num_heads;
-  void* key;                 // [num_tokens, num_kv_heads, head_size] or nullptr
-  int64_t k_stride_token;
-  int64_t k_stride_head;
-  int num_kv_heads;
-  const void* cos_sin_cache; // [max_position, rot_dim], same dtype as query
-  int64_t cache_stride;
-  int64_t num_tokens;
-  int rot_dim;
-  bool is_neox;
-};
+namespace forge::cpu::FORGE_ISA {
 
 namespace detail {
 
@@ -75,4 +59,4 @@ void rotary_embedding_kernel(const RotaryArgs& a) {
   }
 }
 
-}  // namespace forge::cpu
+}  // namespace forge::cpu::FORGE_ISA

@@ -9,21 +9,11 @@
 #include <cstdint>
 #include <limits>
 
-#include "common/float_types.h"
+#include "cpu/kernels/args.h"
+#include "cpu/kernels/convert.h"
 #include "cpu/kernels/vec_math.h"
 
-namespace forge::cpu {
-
-struct SoftmaxArgs {
-  void* out;                 // [rows, cols]
-  int64_t out_stride;
-  const void* input;         // [rows, cols]
-  int64_t in_stride;
-  const float* temperature;  // [rows] or nullptr
-  int64_t rows;
-  int64_t cols;
-  bool log;
-};
+namespace forge::cpu::FORGE_ISA {
 
 template <typename T>
 void softmax_kernel(const SoftmaxArgs& a) {
@@ -52,17 +42,6 @@ void softmax_kernel(const SoftmaxArgs& a) {
     }
   }
 }
-
-struct TopkSoftmaxArgs {
-  float* topk_weights;   // [rows, k]
-  int32_t* topk_ids;     // [rows, k]
-  const void* gating;    // [rows, experts]
-  int64_t gating_stride;
-  int64_t rows;
-  int experts;
-  int k;
-  bool renormalize;
-};
 
 template <typename T>
 void topk_softmax_kernel(const TopkSoftmaxArgs& a) {
@@ -97,4 +76,4 @@ void topk_softmax_kernel(const TopkSoftmaxArgs& a) {
   }
 }
 
-}  // namespace forge::cpu
+}  // namespace forge::cpu::FORGE_ISA

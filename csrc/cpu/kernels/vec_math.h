@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <cstring>
 
-namespace forge::cpu {
+namespace forge::cpu::FORGE_ISA {
 
 // exp(x) for x in float range: 2^k * p(r), x = k ln2 + r, |r| <= ln2/2, degree-6
 // minimax-style polynomial (relative error about 2e-7). Saturates to 0 / inf.
@@ -55,4 +55,4 @@ inline float erf_approx(float x) {
   return x < 0.f ? -e : e;
 }
 
-}  // namespace forge::cpu
+}  // namespace forge::cpu::FORGE_ISA

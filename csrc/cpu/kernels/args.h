@@ -1,0 +1,126 @@
+// Arguments of every CPU kernel: raw pointers, sizes and strides (in elements), no torch.
+// Launchers (csrc/cpu/<op>.cpp) fill them; kernels (csrc/cpu/kernels/<op>.h) read them.
+#pragma once
+
+#include <cstdint>
+
+#include "common/row_layout.h"
+
+namespace forge::cpu {
+
+struct PagedAttentionArgs {
+  void* out;                  // [num_tokens, num_heads, head_size]
+  int64_t out_stride_token;
+  int64_t out_stride_head;
+  const void* query;          // [num_tokens, num_heads, head_size]
+  int64_t q_stride_token;
+  int64_t q_stride_head;
+  const void* key_cache;      // [num_blocks, num_kv_heads, block_size, head_size]
+  int64_t k_stride_block;
+  int64_t k_stride_head;
+  int64_t k_stride_slot;
+  const void* value_cache;    // [num_blocks, num_kv_heads, block_size, head_size]
+  int64_t v_stride_block;
+  int64_t v_stride_head;
+  int64_t v_stride_slot;
+  const int32_t* query_start_loc;  // [num_seqs + 1]
+  const int32_t* seq_lens;         // [num_seqs]
+  const int32_t* block_table;      // [num_seqs, max_blocks_per_seq]
+  int64_t block_table_stride;
+  int num_seqs;
+  int num_heads;
+  int num_kv_heads;
+  int head_size;
+  int block_size;
+  float scale;
+  int sliding_window;  // <= 0: no window
+  float softcap;       // <= 0: no soft-cap
+};
+
+struct ReshapeAndCacheArgs {
+  void* key_cache;       // [num_blocks, num_kv_heads, block_size, head_size]
+  int64_t kc_stride_block;
+  int64_t kc_stride_head;
+  int64_t kc_stride_slot;
+  void* value_cache;     // [num_blocks, num_kv_heads, block_size, head_size]
+  int64_t vc_stride_block;
+  int64_t vc_stride_head;
+  int64_t vc_stride_slot;
+  const void* key;       // [num_tokens, num_kv_heads, head_size]
+  int64_t k_stride_token;
+  int64_t k_stride_head;
+  const void* value;     // [num_tokens, num_kv_heads, head_size]
+  int64_t v_stride_token;
+  int64_t v_stride_head;
+  const int64_t* slot_mapping;  // [num_tokens]
+  int64_t num_tokens;
+  int num_kv_heads;
+  int head_size;
+  int block_size;
+  int element_size;  // bytes per element; all strides above are in elements
+};
+
+struct RmsNormArgs {
+  void* out;          // [rows, hidden]
+  RowLayout out_rows;
+  void* input;        // [rows, hidden]; fused: updated in place with the output
+  RowLayout in_rows;
+  void* residual;     // fused only: [rows, hidden], updated in place with input + residual
+  RowLayout res_rows;
+  const void* weight; // [hidden] or nullptr
+  int64_t rows;
+  int64_t hidden;
+  float epsilon;
+};
+
+enum class Activation { kSilu, kGelu, kGeluTanh };
+
+struct GatedActivationArgs {
+  void* out;          // [rows, d]
+  RowLayout out_rows;
+  const void* input;  // [rows, 2 * d]
+  RowLayout in_rows;
+  int64_t rows;
+  int64_t d;
+};
+
+struct RotaryArgs {
+  const int64_t* positions;  // [num_tokens], validated in [0, max_position)
+  void* query;               // [num_tokens, num_heads, head_size] (strided)
+  int64_t q_stride_token;
+  int64_t q_stride_head;
+  int num_heads;
+  void* key;                 // [num_tokens, num_kv_heads, head_size] or nullptr
+  int64_t k_stride_token;
+  int64_t k_stride_head;
+  int num_kv_heads;
+  const void* cos_sin_cache; // [max_position, rot_dim], same dtype as query
+  int64_t cache_stride;
+  int64_t num_tokens;
+  int rot_dim;
+  bool is_neox;
+};
+
+struct SoftmaxArgs {
+  void* out;                 // [rows, cols]
+  int64_t out_stride;
+  const void* input;         // [rows, cols]
+  int64_t in_stride;
+  const float* temperature;  // [rows] or nullptr
+  int64_t rows;
+  int64_t cols;
+  bool log;
+};
+
+struct TopkSoftmaxArgs {
+  float* topk_weights;   // [rows, k]
+  int32_t* topk_ids;     // [rows, k]
+  const void* gating;    // [rows, experts]
+  int64_t gating_stride;
+  int64_t rows;
+  int experts;
+  int k;
+  bool renormalize;
+};
+
+}  // namespace forge::cpu

@@ -1,0 +1,107 @@
+"""Our kernels inside vLLM's model layers, through vLLM's extension points.
+
+- Norms: providers "forge" for vLLM's IR ops rms_norm and fused_add_rms_norm
+  (imported by the platform's import_ir_kernels, first in its default priority).
+- SiluAndMul, GeluAndMul, RotaryEmbedding: CustomOp.register_oot replacements whose
+  forward_cpu calls our ops. They must be registered in each worker before the model is
+  built (ForgeCpuWorker does it). register_oot renames the class after the in-tree class;
+  we restore vLLM's op name so `compilation_config.custom_ops` toggles keep working.
+
+The provider of each op (native, or the torch reference) is resolved once, when a layer
+is built, so the forward pass is a plain call that torch.compile traces cleanly.
+"""
+
+import torch
+
+from vllm_forge import ops
+
+FORGE_PROVIDER = "forge"
+_registered = False
+
+
+def _shape_halved(x: torch.Tensor) -> tuple[int, ...]:
+    return x.shape[:-1] + (x.shape[-1] // 2,)
+
+
+def register_custom_ops() -> None:
+    """Register our CustomOp replacements with vLLM; idempotent."""
+    global _registered
+    if _registered:
+        return
+    from vllm.model_executor.custom_op import CustomOp
+    from vllm.model_executor.layers.activation import GeluAndMul, SiluAndMul
+    from vllm.model_executor.layers.rotary_embedding.base import RotaryEmbedding
+
+    class ForgeSiluAndMul(SiluAndMul):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._forge_op = ops.choose("silu_and_mul", "cpu").fn
+
+        def forward_cpu(self, x: torch.Tensor) -> torch.Tensor:
+            out = torch.empty(_shape_halved(x), dtype=x.dtype, device=x.device)
+            self._forge_op(out, x)
+            return out
+
+    class ForgeGeluAndMul(GeluAndMul):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._forge_op = ops.choose("gelu_and_mul", "cpu").fn
+
+        def forward_cpu(self, x: torch.Tensor) -> torch.Tensor:
+            out = torch.empty(_shape_halved(x), dtype=x.dtype, device=x.device)
+            self._forge_op(out, x, self.approximate)
+            return out
+
+    class ForgeRotaryEmbedding(RotaryEmbedding):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._forge_op = ops.choose("rotary_embedding", "cpu").fn
+
+        def forward_cpu(self, positions: torch.Tensor, query: torch.Tensor,
+                        key: torch.Tensor | None = None):
+            cos_sin_cache = self._match_cos_sin_cache_dtype(query)
+            self._forge_op(positions.flatten(), query, key, self.head_size, cos_sin_cache,
+                           self.is_neox_style)
+            return query, key
+
+    for ours, theirs in ((ForgeSiluAndMul, SiluAndMul), (ForgeGeluAndMul, GeluAndMul),
+                         (ForgeRotaryEmbedding, RotaryEmbedding)):
+        CustomOp.register_oot(ours, name=theirs.__name__)
+        ours.name = theirs.name
+    _registered = True
+
+
+def register_ir_providers() -> None:
+    """Add provider "forge" to vLLM's IR norm ops; idempotent."""
+    from vllm import ir
+
+    if FORGE_PROVIDER in ir.ops.rms_norm.impls:
+        return
+    norm = ops.choose("rms_norm", "cpu").fn
+    fused = ops.choose("fused_add_rms_norm", "cpu").fn
+
+    def supported(x, x_residual=None, weight=None, epsilon=0.0, variance_size=None) -> bool:
+        return (variance_size is None and x.device.type == "cpu"
+                and x.dtype in (torch.float32, torch.bfloat16, torch.float16)
+                and (weight is None or weight.dtype == x.dtype))
+
+    @ir.ops.rms_norm.register_impl(
+        FORGE_PROVIDER,
+        supports_args=lambda x, weight, epsilon, variance_size=None: supported(
+            x, None, weight, epsilon, variance_size))
+    def forge_rms_norm(x: torch.Tensor, weight: torch.Tensor | None, epsilon: float,
+                       variance_size: int | None = None) -> torch.Tensor:
+        out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+        norm(out, x, weight, epsilon)
+        return out
+
+    @ir.ops.fused_add_rms_norm.register_impl(
+        FORGE_PROVIDER, inplace=True,
+        supports_args=lambda x, x_residual, weight, epsilon, variance_size=None: supported(
+            x, x_residual, weight, epsilon, variance_size) and x_residual.dtype == x.dtype)
+    def forge_fused_add_rms_norm(x: torch.Tensor, x_residual: torch.Tensor,
+                                 weight: torch.Tensor | None, epsilon: float,
+                                 variance_size: int | None = None
+                                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        fused(x, x_residual, weight, epsilon)
+        return x, x_residual
