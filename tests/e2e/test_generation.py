@@ -23,6 +23,9 @@ LONG_PROMPT = (CORPUS * 8)[:2100]  # about 700 tokens
 PROMPTS = ["The quick brown fox", "A paged attention kernel reads", "Numbers: 0 1 2",
            "Rotary", LONG_PROMPT]
 
+WIRED_OPS = ("paged_attention", "reshape_and_cache", "rms_norm", "fused_add_rms_norm",
+             "silu_and_mul", "rotary_embedding")
+
 # (architecture, dtype, enforce_eager): the GQA Llama in every mode, Qwen2 in two.
 CASES = [
     ("llama", "float32", True),
@@ -98,9 +101,11 @@ def test_matches_builtin_platform(models, builtin_runs, tmp_path, arch, dtype, e
 
     assert ours["platform"] == "ForgeCpuPlatform"
     assert builtin["platform"] == "CpuPlatform"
-    # Our kernels served attention, in the engine's own processes; none ran without us.
+    # Our kernels served attention, norms, activation and rotary embedding, in the
+    # engine's own processes (eager and compiled alike); none ran without us.
     native = ours["counts"].get("native", {})
-    assert native.get("paged_attention", 0) > 0 and native.get("reshape_and_cache", 0) > 0
+    for op in WIRED_OPS:
+        assert native.get(op, 0) > 0, f"{op} did not run: {dict(native)}"
     assert not builtin["counts"]
     assert ours["results"][-1]["prompt_tokens"] > 600  # the chunked-prefill prompt
 
