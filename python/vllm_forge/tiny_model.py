@@ -59,8 +59,9 @@ def train_tokenizer(out_dir: Path) -> None:
 
 
 def make_tiny_model(out_dir: str | Path, arch: str = "llama", seed: int = 0,
-                    max_position_embeddings: int = 4096) -> Path:
-    """Write a random `arch` model and its tokenizer to out_dir (reused if present)."""
+                    max_position_embeddings: int = 4096, **overrides) -> Path:
+    """Write a random `arch` model and its tokenizer to out_dir (reused if present).
+    `overrides` replace entries of the architecture's config (e.g. num_hidden_layers)."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -69,12 +70,12 @@ def make_tiny_model(out_dir: str | Path, arch: str = "llama", seed: int = 0,
     out = Path(out_dir)
     stamp = out / "forge_tiny_model.json"
     spec = {"arch": arch, "seed": seed, "max_position_embeddings": max_position_embeddings,
-            "final_norm_weight": FINAL_NORM_WEIGHT}
+            "final_norm_weight": FINAL_NORM_WEIGHT, **overrides}
     if stamp.exists() and json.loads(stamp.read_text()) == spec:
         return out
     out.mkdir(parents=True, exist_ok=True)
     train_tokenizer(out)
-    params = dict(ARCHITECTURES[arch])
+    params = {**ARCHITECTURES[arch], **overrides}
     model_type = params.pop("model_type")
     config = AutoConfig.for_model(model_type, vocab_size=VOCAB_SIZE,
                                   max_position_embeddings=max_position_embeddings,
