@@ -4,6 +4,8 @@ from dataclasses import dataclass
 
 import torch
 
+from vllm_forge.attention.kv_layout import empty_kv_cache, split_kv_cache
+
 # Kernels compute in fp32 and round once on store; these cover that rounding.
 TOLERANCES = {
     torch.float32: dict(atol=2e-5, rtol=2e-5),
@@ -38,20 +40,20 @@ def make_paged_batch(seqs, *, num_heads, num_kv_heads, head_size, block_size, dt
     spare blocks; every slot no sequence may read is NaN when `poison` is set (with a
     sliding window, that includes the slots before every query's window).
 
-    kv_layout="vllm": key and value caches are the two halves of one
-    [num_blocks, num_kv_heads, 2 * block_size, head_size] tensor, as FORGE_ATTN lays
-    out vLLM's cache; "separate": two contiguous tensors.
+    kv_layout="vllm": key and value caches carved from one vLLM-shaped cache tensor, as
+    FORGE_ATTN does (vllm_forge.attention.kv_layout); "separate": two tensors.
     """
     gen = torch.Generator().manual_seed(seed)
     blocks_per_seq = [(s + block_size - 1) // block_size for _, s in seqs]
     num_blocks = sum(blocks_per_seq) + 3
     fill = float("nan") if poison else 0.0
     if kv_layout == "vllm":
-        kv = torch.full((num_blocks, num_kv_heads, 2 * block_size, head_size), fill, dtype=dtype)
-        key_cache, value_cache = kv[:, :, :block_size], kv[:, :, block_size:]
-    else:
-        key_cache = torch.full((num_blocks, num_kv_heads, block_size, head_size), fill, dtype=dtype)
-        value_cache = torch.full_like(key_cache, fill)
+        kv = empty_kv_cache(num_blocks, num_kv_heads, block_size, head_size, dtype, fill)
+        key_cache, value_cache = split_kv_cache(kv)
+    else:  # keys transposed per block, as the kernel requires, but in their own tensor
+        key_cache = torch.full((num_blocks, num_kv_heads, head_size, block_size), fill,
+                               dtype=dtype).transpose(2, 3)
+        value_cache = torch.full((num_blocks, num_kv_heads, block_size, head_size), fill, dtype=dtype)
     perm = torch.randperm(num_blocks, generator=gen)
     max_blocks = max(blocks_per_seq) + 1
     block_table = torch.full((len(seqs), max_blocks), UNUSED_BLOCK_ID, dtype=torch.int32)

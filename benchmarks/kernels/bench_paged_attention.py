@@ -17,6 +17,7 @@ import torch
 from benchmarks.common import (RESULTS, copy_bandwidth_gbs, load_vllm_cpu_kernels, machine_line,
                                time_fn, write_csv)
 from vllm_forge import extension
+from vllm_forge.attention.kv_layout import empty_kv_cache, split_kv_cache
 from vllm_forge.ops import reference
 
 BLOCK_SIZE = 128
@@ -39,8 +40,8 @@ def make_case(batch, context, q_len, num_heads, num_kv_heads, head_size, dtype, 
 
 
 def forge_runner(c, num_kv_heads, head_size, scale):
-    kv = torch.empty(c["num_blocks"], num_kv_heads, 2 * BLOCK_SIZE, head_size, dtype=c["query"].dtype)
-    key_cache, value_cache = kv[:, :, :BLOCK_SIZE], kv[:, :, BLOCK_SIZE:]
+    kv = empty_kv_cache(c["num_blocks"], num_kv_heads, BLOCK_SIZE, head_size, c["query"].dtype)
+    key_cache, value_cache = split_kv_cache(kv)
     torch.ops.vllm_forge.reshape_and_cache(key_cache, value_cache, c["key"], c["value"], c["slots"])
     out = torch.empty_like(c["query"])
     args = (out, c["query"], key_cache, value_cache, c["query_start_loc"], c["seq_lens"],

@@ -100,15 +100,23 @@ void paged_attention_cpu(at::Tensor& out, const at::Tensor& query, const at::Ten
               "paged_attention: the number of query heads (", num_heads,
               ") must be a multiple of the number of KV heads (key_cache.size(1) = ",
               num_kv_heads, ")");
-  TORCH_CHECK(block_size > 0, "paged_attention: block size (key_cache.size(2)) must be > 0, got ",
-              block_size);
+  TORCH_CHECK(block_size > 0 && block_size % 16 == 0,
+              "paged_attention: block size (key_cache.size(2)) must be a positive multiple of 16, "
+              "got ", block_size);
   FORGE_CHECK_SIZE("paged_attention", query_start_loc, 0, num_seqs + 1);
   FORGE_CHECK_SIZE("paged_attention", block_table, 0, num_seqs);
 
   FORGE_CHECK_LAST_DIM_CONTIGUOUS("paged_attention", out);
   FORGE_CHECK_LAST_DIM_CONTIGUOUS("paged_attention", query);
-  FORGE_CHECK_LAST_DIM_CONTIGUOUS("paged_attention", key_cache);
-  FORGE_CHECK_LAST_DIM_CONTIGUOUS("paged_attention", value_cache);
+  // Inside a (block, head): keys [head_size][block_size] (transposed), values
+  // [block_size][head_size]; the kernel streams both with 16-lane loads.
+  TORCH_CHECK(key_cache.stride(2) == 1 && key_cache.stride(3) == block_size,
+              "paged_attention: key_cache must store each block's keys transposed (strides [..., "
+              "..., 1, block_size = ", block_size, "], a transposed view of [num_blocks, "
+              "num_kv_heads, head_size, block_size]), got strides ", key_cache.strides());
+  TORCH_CHECK(value_cache.stride(3) == 1 && value_cache.stride(2) == head_size,
+              "paged_attention: value_cache must have contiguous [block_size, head_size] tiles "
+              "(strides [..., ..., ", head_size, ", 1]), got strides ", value_cache.strides());
   FORGE_CHECK_CONTIGUOUS("paged_attention", query_start_loc);
   FORGE_CHECK_CONTIGUOUS("paged_attention", seq_lens);
   FORGE_CHECK_LAST_DIM_CONTIGUOUS("paged_attention", block_table);
@@ -135,11 +143,9 @@ void paged_attention_cpu(at::Tensor& out, const at::Tensor& query, const at::Ten
   args.key_cache = key_cache.data_ptr();
   args.k_stride_block = key_cache.stride(0);
   args.k_stride_head = key_cache.stride(1);
-  args.k_stride_slot = key_cache.stride(2);
   args.value_cache = value_cache.data_ptr();
   args.v_stride_block = value_cache.stride(0);
   args.v_stride_head = value_cache.stride(1);
-  args.v_stride_slot = value_cache.stride(2);
   args.query_start_loc = query_start_loc.data_ptr<int32_t>();
   args.seq_lens = seq_lens.data_ptr<int32_t>();
   args.block_table = block_table.data_ptr<int32_t>();

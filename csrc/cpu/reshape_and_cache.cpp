@@ -1,5 +1,6 @@
 // CPU launcher for reshape_and_cache: validates shapes, dtypes, strides and every
 // slot index, then runs the torch-free kernel in csrc/cpu/kernels/reshape_and_cache.h.
+// The caches may have any strides (paged_attention wants keys transposed per block).
 #include <torch/library.h>
 
 #include "common/call_counter.h"
@@ -48,8 +49,6 @@ void reshape_and_cache_cpu(at::Tensor& key_cache, at::Tensor& value_cache, const
   FORGE_CHECK_SIZE("reshape_and_cache", key_cache, 3, head_size);
   FORGE_CHECK_SIZE("reshape_and_cache", slot_mapping, 0, num_tokens);
 
-  FORGE_CHECK_LAST_DIM_CONTIGUOUS("reshape_and_cache", key_cache);
-  FORGE_CHECK_LAST_DIM_CONTIGUOUS("reshape_and_cache", value_cache);
   FORGE_CHECK_LAST_DIM_CONTIGUOUS("reshape_and_cache", key);
   FORGE_CHECK_LAST_DIM_CONTIGUOUS("reshape_and_cache", value);
   FORGE_CHECK_CONTIGUOUS("reshape_and_cache", slot_mapping);
@@ -68,10 +67,12 @@ void reshape_and_cache_cpu(at::Tensor& key_cache, at::Tensor& value_cache, const
   args.kc_stride_block = key_cache.stride(0);
   args.kc_stride_head = key_cache.stride(1);
   args.kc_stride_slot = key_cache.stride(2);
+  args.kc_stride_dim = key_cache.stride(3);
   args.value_cache = value_cache.data_ptr();
   args.vc_stride_block = value_cache.stride(0);
   args.vc_stride_head = value_cache.stride(1);
   args.vc_stride_slot = value_cache.stride(2);
+  args.vc_stride_dim = value_cache.stride(3);
   args.key = key.data_ptr();
   args.k_stride_token = key.stride(0);
   args.k_stride_head = key.stride(1);

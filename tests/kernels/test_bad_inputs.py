@@ -67,8 +67,9 @@ ATTENTION_CASES = {
     "block_table_rows": (with_("block_table", lambda t: t[:1]), r"block_table.size\(0\) must be 2 \(num_seqs\), got 1"),
     "out_stride": (with_("out", every_last_dim_other), r"out must have a contiguous last dimension"),
     "query_stride": (with_("query", every_last_dim_other), r"query must have a contiguous last dimension \(stride 1\), got strides \[512, 128, 2\]"),
-    "key_cache_stride": (with_("key_cache", every_last_dim_other), r"key_cache must have a contiguous last dimension"),
-    "value_cache_stride": (with_("value_cache", every_last_dim_other), r"value_cache must have a contiguous last dimension"),
+    "key_cache_not_transposed": (with_("key_cache", lambda t: t.contiguous()), r"key_cache must store each block's keys transposed \(strides \[..., ..., 1, block_size = 16\], a transposed view of \[num_blocks, num_kv_heads, head_size, block_size\]\), got strides \[2048, 1024, 64, 1\]"),
+    "value_cache_stride": (with_("value_cache", every_last_dim_other), r"value_cache must have contiguous \[block_size, head_size\] tiles \(strides \[..., ..., 64, 1\]\), got strides"),
+    "block_size_not_16": (with_both(("key_cache", "value_cache"), lambda t: t[:, :, :8]), r"block size \(key_cache.size\(2\)\) must be a positive multiple of 16, got 8"),
     "qsl_contiguous": (with_("query_start_loc", lambda t: torch.repeat_interleave(t, 2)[::2]), r"query_start_loc must be contiguous, got strides \[2\]"),
     "seq_lens_contiguous": (with_("seq_lens", lambda t: torch.repeat_interleave(t, 2)[::2]), r"seq_lens must be contiguous"),
     "block_table_stride": (with_("block_table", every_last_dim_other), r"block_table must have a contiguous last dimension"),
@@ -129,7 +130,7 @@ def test_paged_attention_zero_block_size():
     args = attention_args()
     args["key_cache"] = args["key_cache"][:, :, :0]
     args["value_cache"] = args["value_cache"][:, :, :0]
-    with pytest.raises(RuntimeError, match=r"block size \(key_cache.size\(2\)\) must be > 0, got 0"):
+    with pytest.raises(RuntimeError, match=r"block size \(key_cache.size\(2\)\) must be a positive multiple of 16, got 0"):
         paged_attention(**args)
 
 
@@ -167,8 +168,6 @@ CACHE_CASES = {
     "slot_count": (with_("slot_mapping", lambda t: t[:4]), r"slot_mapping.size\(0\) must be 5 \(num_tokens\), got 4"),
     "key_stride": (with_("key", every_last_dim_other), r"key must have a contiguous last dimension"),
     "value_stride": (with_("value", every_last_dim_other), r"value must have a contiguous last dimension"),
-    "key_cache_stride": (with_("key_cache", every_last_dim_other), r"key_cache must have a contiguous last dimension"),
-    "value_cache_stride": (with_("value_cache", every_last_dim_other), r"value_cache must have a contiguous last dimension"),
     "slot_contiguous": (with_("slot_mapping", lambda t: torch.repeat_interleave(t, 2)[::2]), r"slot_mapping must be contiguous"),
     "slot_out_of_range": (set_item("slot_mapping", 3, 48), r"slot_mapping\[3\] = 48 is out of range for a cache of 3 blocks of 16 slots"),
 }

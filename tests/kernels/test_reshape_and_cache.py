@@ -30,6 +30,7 @@ def make_inputs(num_tokens, num_kv_heads, head_size, block_size, num_blocks, dty
 
 
 def caches(kv, block_size):
+    """Row-major key and value tiles: two halves of a [.., 2 * block_size, d] tensor."""
     return kv[:, :, :block_size], kv[:, :, block_size:]
 
 
@@ -50,6 +51,25 @@ def test_matches_reference(dtype, num_tokens, num_kv_heads, head_size, block_siz
     torch.testing.assert_close(kv, kv_ref, atol=0, rtol=0, equal_nan=True)
     written = (slots >= 0).sum().item()
     assert (~kv.isnan()).sum().item() == 2 * written * num_kv_heads * head_size
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_forge_attn_layout(dtype):
+    """Keys transposed per block, as FORGE_ATTN keeps them (kv_layout.split_kv_cache)."""
+    from vllm_forge.attention.kv_layout import empty_kv_cache, split_kv_cache
+
+    key = torch.randn(40, 2, 64).to(dtype)
+    value = torch.randn(40, 2, 64).to(dtype)
+    slots = torch.randperm(4 * 32)[:40]
+    slots[7] = -1
+    kv = empty_kv_cache(4, 2, 32, 64, dtype, float("nan"))
+    kv_ref = kv.clone()
+    op(*split_kv_cache(kv), key, value, slots)
+    reference.reshape_and_cache(*split_kv_cache(kv_ref), key, value, slots)
+    torch.testing.assert_close(kv, kv_ref, atol=0, rtol=0, equal_nan=True)
+    k_cache, v_cache = split_kv_cache(kv)
+    b, off = divmod(int(slots[3]), 32)
+    assert torch.equal(k_cache[b, :, off], key[3]) and torch.equal(v_cache[b, :, off], value[3])
 
 
 def test_empty():

@@ -15,14 +15,12 @@ struct PagedAttentionArgs {
   const void* query;          // [num_tokens, num_heads, head_size]
   int64_t q_stride_token;
   int64_t q_stride_head;
-  const void* key_cache;      // [num_blocks, num_kv_heads, block_size, head_size]
+  const void* key_cache;      // per (block, head): keys transposed, [head_size][block_size]
   int64_t k_stride_block;
   int64_t k_stride_head;
-  int64_t k_stride_slot;
-  const void* value_cache;    // [num_blocks, num_kv_heads, block_size, head_size]
+  const void* value_cache;    // per (block, head): [block_size][head_size]
   int64_t v_stride_block;
   int64_t v_stride_head;
-  int64_t v_stride_slot;
   const int32_t* query_start_loc;  // [num_seqs + 1]
   const int32_t* seq_lens;         // [num_seqs]
   const int32_t* block_table;      // [num_seqs, max_blocks_per_seq]
@@ -38,14 +36,16 @@ struct PagedAttentionArgs {
 };
 
 struct ReshapeAndCacheArgs {
-  void* key_cache;       // [num_blocks, num_kv_heads, block_size, head_size]
+  void* key_cache;       // [num_blocks, num_kv_heads, block_size, head_size], any strides
   int64_t kc_stride_block;
   int64_t kc_stride_head;
   int64_t kc_stride_slot;
-  void* value_cache;     // [num_blocks, num_kv_heads, block_size, head_size]
+  int64_t kc_stride_dim;  // 1 for row-major tiles; block_size for transposed key tiles
+  void* value_cache;     // [num_blocks, num_kv_heads, block_size, head_size], any strides
   int64_t vc_stride_block;
   int64_t vc_stride_head;
   int64_t vc_stride_slot;
+  int64_t vc_stride_dim;
   const void* key;       // [num_tokens, num_kv_heads, head_size]
   int64_t k_stride_token;
   int64_t k_stride_head;

@@ -6,29 +6,39 @@
 // token i of s sits at absolute position p = seq_len - q_len + i and attends causally to
 // keys max(0, p - window + 1) .. p, read through the block table.
 //
-// Work item = (sequence, KV head, tile of up to kQueryTile query tokens). All query heads
-// of a GQA group and all tokens of the tile share each K/V block, so every K/V row is
-// converted to fp32 once per work item and reused by every query row of the tile. The
-// softmax is online (running max and sum per query row): scores exist only for one block
-// at a time, in a small per-thread buffer, never as a matrix in memory.
+// Cache layout inside one (block, KV head): keys transposed, [head_size][block_size]
+// (key_cache stride(2) == 1), values [block_size][head_size]. Scores for 16 keys are then
+// 16-lane FMAs over head_size with no horizontal sums, and P.V is 16-lane FMAs over
+// head_size: both stream the cache once, in order, converting bf16/fp16 in registers.
+//
+// Work item = (sequence, KV head, tile of query tokens). Every query head of the GQA
+// group and every token of the tile share each K/V block, so each K/V byte is read once
+// per work item (decode: once per KV head). Softmax is online (running max and sum per
+// query row); scores exist only for one block, in a small per-thread buffer.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include "cpu/kernels/args.h"
 #include "cpu/kernels/convert.h"
+#include "cpu/kernels/simd.h"
+#include "cpu/kernels/vec_math.h"
 
 namespace forge::cpu::FORGE_ISA {
 
 namespace detail {
 
-// Query rows per work item: enough rows that a converted K/V block is reused many times,
-// few enough that the fp32 accumulators of a tile stay in L2.
+// Query rows per work item: enough that each K/V block feeds many rows, few enough that
+// the rows' fp32 state stays in L1/L2.
 inline int query_tile_tokens(int group_size) { return std::max(1, 32 / group_size); }
+
+// Rows computed together: their accumulators live in registers.
+constexpr int kRowBlock = 4;
 
 struct WorkItem {
   int seq;
@@ -36,143 +46,198 @@ struct WorkItem {
   int first_token;  // index of the tile's first query token within the sequence
 };
 
-template <typename T>
-inline void convert_rows(const T* src, int64_t src_stride, int rows, int head_size,
-                         float* dst) {
-  for (int r = 0; r < rows; ++r) {
-    const T* s = src + r * src_stride;
-    float* d = dst + static_cast<int64_t>(r) * head_size;
-#pragma omp simd
-    for (int c = 0; c < head_size; ++c) d[c] = to_float(s[c]);
+// s[r][c .. c+16) = q[r] . K[:, c .. c+16) for R rows; kt is the [D][bs] key tile.
+template <typename T, int R>
+inline void score_lanes(const float* q, int D, const T* kt, int bs, int c, float* s, int s_stride) {
+  vfloat acc[R] = {};
+  for (int d = 0; d < D; ++d) {
+    const vfloat k = load16(kt + static_cast<int64_t>(d) * bs + c);
+    for (int r = 0; r < R; ++r) acc[r] += k * q[r * D + d];
   }
+  for (int r = 0; r < R; ++r) store16(s + r * s_stride + c, acc[r]);
 }
 
-inline float dot(const float* a, const float* b, int n) {
-  float acc = 0.f;
-#pragma omp simd reduction(+ : acc)
-  for (int i = 0; i < n; ++i) acc += a[i] * b[i];
-  return acc;
+// o[r][c .. c+16) += sum_j p[r][j] * V[j][c .. c+16) for j in [j0, j1]; v is the
+// [bs][D] value tile.
+template <typename T, int R>
+inline void accumulate_lanes(const float* p, int p_stride, const T* v, int D, int j0, int j1,
+                             int c, float* o) {
+  vfloat acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = load16(o + r * D + c);
+  for (int j = j0; j <= j1; ++j) {
+    const vfloat x = load16(v + static_cast<int64_t>(j) * D + c);
+    for (int r = 0; r < R; ++r) acc[r] += x * p[r * p_stride + j];
+  }
+  for (int r = 0; r < R; ++r) store16(o + r * D + c, acc[r]);
+}
+
+// Ask for part `part` of `parts` of the next block's tile while this one is computed:
+// blocks are scattered through the cache, so the hardware prefetcher cannot guess their
+// address, and spreading the requests over the block's work keeps them flowing.
+template <typename T>
+inline void prefetch_part(const T* tile, int64_t elements, int part, int parts) {
+  if (tile == nullptr) return;
+  const char* c = reinterpret_cast<const char*>(tile);
+  const int64_t lines = (elements * static_cast<int64_t>(sizeof(T)) + 63) / 64;
+  const int64_t begin = lines * part / parts, end = lines * (part + 1) / parts;
+  for (int64_t l = begin; l < end; ++l) __builtin_prefetch(c + l * 64, 0, 2);  // to L2
+}
+
+// Calls fn.template operator()<R>(first_row) over rows in blocks of kRowBlock, then the tail.
+template <typename F>
+inline void for_row_blocks(int rows, F&& fn) {
+  int r = 0;
+  for (; r + kRowBlock <= rows; r += kRowBlock) fn.template operator()<kRowBlock>(r);
+  switch (rows - r) {
+    case 3: fn.template operator()<3>(r); break;
+    case 2: fn.template operator()<2>(r); break;
+    case 1: fn.template operator()<1>(r); break;
+    default: break;
+  }
 }
 
 // Per-thread scratch, sized once per call.
 struct Scratch {
-  std::vector<float> q;       // [rows, head_size], pre-scaled queries
-  std::vector<float> acc;     // [rows, head_size]
-  std::vector<float> row_max; // [rows]
-  std::vector<float> row_sum; // [rows]
-  std::vector<float> k;       // [block_size, head_size]
-  std::vector<float> v;       // [block_size, head_size]
-  std::vector<float> scores;  // [block_size]
+  std::unique_ptr<float[]> q;       // [rows, D], pre-scaled
+  std::unique_ptr<float[]> out;     // [rows, D]
+  std::unique_ptr<float[]> scores;  // [rows, block_size]: scores, then probabilities
+  std::unique_ptr<float[]> row_max;
+  std::unique_ptr<float[]> row_sum;
 
-  Scratch(int rows, int head_size, int block_size)
-      : q(static_cast<size_t>(rows) * head_size),
-        acc(static_cast<size_t>(rows) * head_size),
-        row_max(rows),
-        row_sum(rows),
-        k(static_cast<size_t>(block_size) * head_size),
-        v(static_cast<size_t>(block_size) * head_size),
-        scores(block_size) {}
+  Scratch(int rows, int D, int bs)
+      : q(new float[static_cast<size_t>(rows) * D]),
+        out(new float[static_cast<size_t>(rows) * D]),
+        scores(new float[static_cast<size_t>(rows) * bs]),
+        row_max(new float[rows]),
+        row_sum(new float[rows]) {}
 };
 
 template <typename T>
-void run_work_item(const PagedAttentionArgs& a, const WorkItem& w, int tile_tokens,
-                   Scratch& s) {
+void run_work_item(const PagedAttentionArgs& a, const WorkItem& w, int tile_tokens, Scratch& s) {
   const int group = a.num_heads / a.num_kv_heads;
   const int D = a.head_size;
+  const int bs = a.block_size;
   const int q_begin = a.query_start_loc[w.seq];
   const int q_len = a.query_start_loc[w.seq + 1] - q_begin;
   const int seq_len = a.seq_lens[w.seq];
-  const int ctx_before = seq_len - q_len;  // tokens already in the cache before this step
   const int n_tok = std::min(tile_tokens, q_len - w.first_token);
   const int rows = n_tok * group;
   const bool windowed = a.sliding_window > 0;
+  const bool capped = a.softcap > 0.f;
 
-  // Row r = t * group + g: token first_token + t, query head kv_head * group + g.
+  // Row r = t * group + g: query token first_token + t, query head kv_head * group + g.
   const T* q_base = static_cast<const T*>(a.query);
-  for (int t = 0; t < n_tok; ++t) {
-    for (int g = 0; g < group; ++g) {
-      const T* src = q_base + (q_begin + w.first_token + t) * a.q_stride_token +
-                     (w.kv_head * group + g) * a.q_stride_head;
-      float* dst = s.q.data() + static_cast<int64_t>(t * group + g) * D;
+  for (int r = 0; r < rows; ++r) {
+    const T* src = q_base + (q_begin + w.first_token + r / group) * a.q_stride_token +
+                   (w.kv_head * group + r % group) * a.q_stride_head;
+    float* dst = s.q.get() + static_cast<int64_t>(r) * D;
 #pragma omp simd
-      for (int c = 0; c < D; ++c) dst[c] = to_float(src[c]) * a.scale;
-    }
+    for (int c = 0; c < D; ++c) dst[c] = to_float(src[c]) * a.scale;
   }
-  std::fill(s.acc.begin(), s.acc.begin() + static_cast<int64_t>(rows) * D, 0.f);
-  std::fill(s.row_max.begin(), s.row_max.begin() + rows,
-            -std::numeric_limits<float>::infinity());
-  std::fill(s.row_sum.begin(), s.row_sum.begin() + rows, 0.f);
+  std::fill(s.out.get(), s.out.get() + static_cast<int64_t>(rows) * D, 0.f);
+  std::fill(s.row_max.get(), s.row_max.get() + rows, -std::numeric_limits<float>::infinity());
+  std::fill(s.row_sum.get(), s.row_sum.get() + rows, 0.f);
 
-  // Keys the whole tile may touch: the first token's window start to the last token.
-  const int pos_first = ctx_before + w.first_token;
-  const int pos_last = pos_first + n_tok - 1;
+  // Keys the tile may touch: the first token's window start to the last token.
+  const int pos_first = seq_len - q_len + w.first_token;
   const int key_lo = windowed ? std::max(0, pos_first - a.sliding_window + 1) : 0;
-  const int key_hi = pos_last;
-
+  const int key_hi = pos_first + n_tok - 1;
   const T* k_base = static_cast<const T*>(a.key_cache);
   const T* v_base = static_cast<const T*>(a.value_cache);
   const int32_t* blocks = a.block_table + w.seq * a.block_table_stride;
+  float* S = s.scores.get();
 
-  for (int b = key_lo / a.block_size; b <= key_hi / a.block_size; ++b) {
-    const int block_first = b * a.block_size;
-    const int j0 = std::max(block_first, key_lo);
-    const int j1 = std::min(block_first + a.block_size - 1, key_hi);
+  for (int b = key_lo / bs; b <= key_hi / bs; ++b) {
+    const int first = b * bs;
+    // In-block offsets of the keys this tile reads: [j0, j1], all written slots.
+    const int j0 = std::max(first, key_lo) - first;
+    const int j1 = std::min(first + bs - 1, key_hi) - first;
     const int64_t phys = blocks[b];
-    // Only the slots in [j0, j1] are read: the rest of the block may be unwritten.
-    convert_rows(k_base + phys * a.k_stride_block + w.kv_head * a.k_stride_head +
-                     (j0 - block_first) * a.k_stride_slot,
-                 a.k_stride_slot, j1 - j0 + 1, D, s.k.data());
-    convert_rows(v_base + phys * a.v_stride_block + w.kv_head * a.v_stride_head +
-                     (j0 - block_first) * a.v_stride_slot,
-                 a.v_stride_slot, j1 - j0 + 1, D, s.v.data());
+    const T* kt = k_base + phys * a.k_stride_block + w.kv_head * a.k_stride_head;  // [D][bs]
+    const T* vt = v_base + phys * a.v_stride_block + w.kv_head * a.v_stride_head;  // [bs][D]
+    const T* next_kt = nullptr;
+    const T* next_vt = nullptr;
+    if (b < key_hi / bs) {
+      const int64_t next = blocks[b + 1];
+      next_kt = k_base + next * a.k_stride_block + w.kv_head * a.k_stride_head;
+      next_vt = v_base + next * a.v_stride_block + w.kv_head * a.v_stride_head;
+    }
+    const int64_t tile_elements = static_cast<int64_t>(bs) * D;
 
+    // Scores of 16-key lane groups covering [j0, j1]. Lanes outside it may read unwritten
+    // slots of this block; they are never used (probabilities below are set per row).
+    const int c0 = j0 & ~(kLanes - 1);
+    const int n_chunks = (j1 - c0) / kLanes + 1;
+    for (int c = c0; c <= j1; c += kLanes) {
+      prefetch_part(next_kt, tile_elements, (c - c0) / kLanes, n_chunks);
+      for_row_blocks(rows, [&]<int R>(int r0) {
+        score_lanes<T, R>(s.q.get() + static_cast<int64_t>(r0) * D, D, kt, bs, c,
+                          S + static_cast<int64_t>(r0) * bs, bs);
+      });
+    }
+
+    // Online softmax per row; masked keys of [j0, j1] get probability 0.
     for (int r = 0; r < rows; ++r) {
       const int pos = pos_first + r / group;
-      const int lo = std::max(j0, windowed ? pos - a.sliding_window + 1 : 0);
-      const int hi = std::min(j1, pos);
-      if (lo > hi) continue;
-      const float* q = s.q.data() + static_cast<int64_t>(r) * D;
+      const int lo = std::max(j0, (windowed ? pos - a.sliding_window + 1 : 0) - first);
+      const int hi = std::min(j1, pos - first);
+      float* sr = S + static_cast<int64_t>(r) * bs;
+      if (lo > hi) {
+        std::fill(sr + j0, sr + j1 + 1, 0.f);
+        continue;
+      }
+      if (capped) {
+#pragma omp simd
+        for (int j = lo; j <= hi; ++j) sr[j] = a.softcap * tanh_approx(sr[j] / a.softcap);
+      }
       float block_max = -std::numeric_limits<float>::infinity();
-      for (int j = lo; j <= hi; ++j) {
-        float x = dot(q, s.k.data() + static_cast<int64_t>(j - j0) * D, D);
-        if (a.softcap > 0.f) x = a.softcap * std::tanh(x / a.softcap);
-        s.scores[j - lo] = x;
-        block_max = std::max(block_max, x);
-      }
+#pragma omp simd reduction(max : block_max)
+      for (int j = lo; j <= hi; ++j) block_max = std::max(block_max, sr[j]);
       const float new_max = std::max(s.row_max[r], block_max);
-      const float rescale = std::exp(s.row_max[r] - new_max);
-      float* acc = s.acc.data() + static_cast<int64_t>(r) * D;
-      float sum = s.row_sum[r] * rescale;
-#pragma omp simd
-      for (int c = 0; c < D; ++c) acc[c] *= rescale;
+      const float rescale = exp_approx(s.row_max[r] - new_max);
+      float sum = 0.f;
+#pragma omp simd reduction(+ : sum)
       for (int j = lo; j <= hi; ++j) {
-        const float p = std::exp(s.scores[j - lo] - new_max);
-        sum += p;
-        const float* v = s.v.data() + static_cast<int64_t>(j - j0) * D;
-#pragma omp simd
-        for (int c = 0; c < D; ++c) acc[c] += p * v[c];
+        sr[j] = exp_approx(sr[j] - new_max);
+        sum += sr[j];
       }
+      std::fill(sr + j0, sr + lo, 0.f);
+      std::fill(sr + hi + 1, sr + j1 + 1, 0.f);
       s.row_max[r] = new_max;
-      s.row_sum[r] = sum;
+      s.row_sum[r] = s.row_sum[r] * rescale + sum;
+      if (rescale != 1.f) {
+        float* o = s.out.get() + static_cast<int64_t>(r) * D;
+#pragma omp simd
+        for (int c = 0; c < D; ++c) o[c] *= rescale;
+      }
+    }
+
+    for (int c = 0; c < D; c += kLanes) {
+      prefetch_part(next_vt, tile_elements, c / kLanes, D / kLanes);
+      for_row_blocks(rows, [&]<int R>(int r0) {
+        accumulate_lanes<T, R>(S + static_cast<int64_t>(r0) * bs, bs, vt, D, j0, j1, c,
+                               s.out.get() + static_cast<int64_t>(r0) * D);
+      });
     }
   }
 
   T* out_base = static_cast<T*>(a.out);
   for (int r = 0; r < rows; ++r) {
-    const int t = r / group, g = r % group;
-    T* dst = out_base + (q_begin + w.first_token + t) * a.out_stride_token +
-             (w.kv_head * group + g) * a.out_stride_head;
-    const float* acc = s.acc.data() + static_cast<int64_t>(r) * D;
+    T* dst = out_base + (q_begin + w.first_token + r / group) * a.out_stride_token +
+             (w.kv_head * group + r % group) * a.out_stride_head;
+    const float* o = s.out.get() + static_cast<int64_t>(r) * D;
     // Every row sees at least its own key, so row_sum > 0 for valid input.
     const float inv = s.row_sum[r] > 0.f ? 1.f / s.row_sum[r] : 0.f;
-    for (int c = 0; c < D; ++c) dst[c] = from_float<T>(acc[c] * inv);
+#pragma omp simd
+    for (int c = 0; c < D; ++c) dst[c] = from_float<T>(o[c] * inv);
   }
 }
 
 }  // namespace detail
 
 // T: float, bf16 or fp16 (query, caches and output share it). Inputs must already be
-// validated (see csrc/cpu/paged_attention.cpp): indices in range, q_len <= seq_len.
+// validated (csrc/cpu/paged_attention.cpp): indices in range, q_len <= seq_len,
+// head_size and block_size multiples of 16, keys stored [head_size][block_size].
 template <typename T>
 void paged_attention_kernel(const PagedAttentionArgs& a) {
   const int group = a.num_heads / a.num_kv_heads;

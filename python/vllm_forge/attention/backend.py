@@ -6,9 +6,8 @@ is unchanged. The batch is one varlen call: decodes, prefills and chunked prefil
 in any order, so no batch reordering is requested.
 
 KV cache: vLLM hands each layer a [num_blocks, num_kv_heads, block_size, 2 * head_size]
-view (layout LBHNC). Inside a (block, head) we store the block's keys first and then its
-values, each a contiguous [block_size, head_size] tile, the arrangement our kernel reads
-fastest.
+view (layout LBHNC); inside each (block, head) we keep keys transposed, then values (see
+kv_layout.py).
 """
 
 from dataclasses import dataclass
@@ -21,10 +20,12 @@ from vllm.v1.attention.backend import (
     AttentionMetadataBuilder,
     AttentionType,
     CommonAttentionMetadata,
+    MultipleOf,
 )
 from vllm.v1.kv_cache_interface import KVCacheLayout
 
 from vllm_forge import ops
+from vllm_forge.attention.kv_layout import split_kv_cache
 
 # Head sizes the kernel handles: multiples of 16 from 32 to 256.
 SUPPORTED_HEAD_SIZES = list(range(32, 257, 16))
@@ -52,6 +53,10 @@ class ForgeAttentionBackend(AttentionBackend):
     @classmethod
     def get_supported_head_sizes(cls) -> list[int]:
         return SUPPORTED_HEAD_SIZES
+
+    @staticmethod
+    def get_supported_kernel_block_sizes(kv_cache_spec=None) -> list[int | MultipleOf]:
+        return [MultipleOf(16)]  # the kernel handles 16 keys per vector
 
     @classmethod
     def supported_kv_cache_layouts(cls) -> tuple[KVCacheLayout, ...]:
@@ -96,14 +101,6 @@ class ForgeAttentionMetadataBuilder(AttentionMetadataBuilder[ForgeAttentionMetad
             block_table=m.block_table_tensor,
             slot_mapping=m.slot_mapping,
         )
-
-
-def split_kv_cache(kv_cache: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """[num_blocks, kv_heads, block_size, 2 * d] -> key and value views, each
-    [num_blocks, kv_heads, block_size, d] with contiguous [block_size, d] tiles."""
-    num_blocks, num_kv_heads, block_size, _ = kv_cache.shape
-    tiles = kv_cache.view(num_blocks, num_kv_heads, 2 * block_size, -1)
-    return tiles[:, :, :block_size], tiles[:, :, block_size:]
 
 
 class ForgeAttentionImpl(AttentionImpl[ForgeAttentionMetadata]):
