@@ -24,6 +24,8 @@
 #include <memory>
 #include <vector>
 
+#include <omp.h>
+
 #include "cpu/kernels/args.h"
 #include "cpu/kernels/convert.h"
 #include "cpu/kernels/simd.h"
@@ -35,10 +37,15 @@ namespace detail {
 
 // Query rows per work item: enough that each K/V block feeds many rows, few enough that
 // the rows' fp32 state stays in L1/L2.
-inline int query_tile_tokens(int group_size) { return std::max(1, 32 / group_size); }
+inline int query_tile_tokens(int group_size) { return std::max(1, 64 / group_size); }
 
-// Rows computed together: their accumulators live in registers.
+// Rows computed together: their accumulators live in registers (32 zmm under AVX-512,
+// 16 ymm under AVX2 where one 16-lane vector takes two).
+#if defined(__AVX512F__)
+constexpr int kRowBlock = 8;
+#else
 constexpr int kRowBlock = 4;
+#endif
 
 struct WorkItem {
   int seq;
@@ -88,12 +95,16 @@ template <typename F>
 inline void for_row_blocks(int rows, F&& fn) {
   int r = 0;
   for (; r + kRowBlock <= rows; r += kRowBlock) fn.template operator()<kRowBlock>(r);
-  switch (rows - r) {
-    case 3: fn.template operator()<3>(r); break;
-    case 2: fn.template operator()<2>(r); break;
-    case 1: fn.template operator()<1>(r); break;
-    default: break;
+  // Tail: at most kRowBlock - 1 rows, split into blocks of 4, 2, 1.
+  if (kRowBlock > 4 && rows - r >= 4) {
+    fn.template operator()<4>(r);
+    r += 4;
   }
+  if (rows - r >= 2) {
+    fn.template operator()<2>(r);
+    r += 2;
+  }
+  if (rows - r == 1) fn.template operator()<1>(r);
 }
 
 // Per-thread scratch, sized once per call.
@@ -112,8 +123,22 @@ struct Scratch {
         row_sum(new float[rows]) {}
 };
 
+// The K and V tiles of the first block a work item reads.
 template <typename T>
-void run_work_item(const PagedAttentionArgs& a, const WorkItem& w, int tile_tokens, Scratch& s) {
+inline void first_tiles(const PagedAttentionArgs& a, const WorkItem& w, const T** kt, const T** vt) {
+  const int q_len = a.query_start_loc[w.seq + 1] - a.query_start_loc[w.seq];
+  const int pos_first = a.seq_lens[w.seq] - q_len + w.first_token;
+  const int key_lo = a.sliding_window > 0 ? std::max(0, pos_first - a.sliding_window + 1) : 0;
+  const int64_t phys = a.block_table[w.seq * a.block_table_stride + key_lo / a.block_size];
+  *kt = static_cast<const T*>(a.key_cache) + phys * a.k_stride_block + w.kv_head * a.k_stride_head;
+  *vt = static_cast<const T*>(a.value_cache) + phys * a.v_stride_block + w.kv_head * a.v_stride_head;
+}
+
+// `after`: the work item this thread runs next (or nullptr); its first block is
+// prefetched during this item's last block.
+template <typename T>
+void run_work_item(const PagedAttentionArgs& a, const WorkItem& w, const WorkItem* after,
+                   int tile_tokens, Scratch& s) {
   const int group = a.num_heads / a.num_kv_heads;
   const int D = a.head_size;
   const int bs = a.block_size;
@@ -161,6 +186,8 @@ void run_work_item(const PagedAttentionArgs& a, const WorkItem& w, int tile_toke
       const int64_t next = blocks[b + 1];
       next_kt = k_base + next * a.k_stride_block + w.kv_head * a.k_stride_head;
       next_vt = v_base + next * a.v_stride_block + w.kv_head * a.v_stride_head;
+    } else if (after != nullptr) {
+      first_tiles(a, *after, &next_kt, &next_vt);
     }
     const int64_t tile_elements = static_cast<int64_t>(bs) * D;
 
@@ -251,12 +278,16 @@ void paged_attention_kernel(const PagedAttentionArgs& a) {
   }
   const int64_t n_items = static_cast<int64_t>(items.size());
 
+  // Round-robin (static, 1): a thread's next item is known, so its first block can be
+  // prefetched, and mixed decode/prefill batches still spread evenly.
 #pragma omp parallel if (n_items > 1)
   {
     detail::Scratch scratch(tile_tokens * group, a.head_size, a.block_size);
-#pragma omp for schedule(dynamic, 1)
+    const int64_t stride = omp_get_num_threads();
+#pragma omp for schedule(static, 1)
     for (int64_t i = 0; i < n_items; ++i)
-      detail::run_work_item<T>(a, items[i], tile_tokens, scratch);
+      detail::run_work_item<T>(a, items[i], i + stride < n_items ? &items[i + stride] : nullptr,
+                               tile_tokens, scratch);
   }
 }
 
