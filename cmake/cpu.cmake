@@ -20,10 +20,11 @@ set(FORGE_CPU_LINK_OPTIONS -fopenmp)
 set(FORGE_CPU_ISAS baseline)
 set(FORGE_CPU_ISA_FLAGS_baseline "")
 if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64")
-  list(APPEND FORGE_CPU_ISAS avx2 avx512)
+  list(APPEND FORGE_CPU_ISAS avx2 avx512 avx512bf16)
   set(FORGE_CPU_ISA_FLAGS_avx2 -mavx2 -mfma -mf16c)
   set(FORGE_CPU_ISA_FLAGS_avx512 -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx2 -mfma -mf16c
       -mprefer-vector-width=512)
+  set(FORGE_CPU_ISA_FLAGS_avx512bf16 ${FORGE_CPU_ISA_FLAGS_avx512} -mavx512bf16)
 endif()
 
 set(FORGE_CPU_KERNEL_OBJECTS)

@@ -14,6 +14,10 @@ from benchmarks.common import (RESULTS, copy_bandwidth_gbs, load_vllm_cpu_kernel
                                time_fn, write_csv)
 from vllm_forge import extension
 
+# The bench_<op> scripts use torch.ops.vllm_forge.* at import time.
+if not extension.load().loaded:
+    raise SystemExit(f"vllm_forge._C is not usable: {extension.load().reason}")
+
 
 @dataclass
 class Case:
@@ -25,7 +29,6 @@ class Case:
 
 
 def run(op: str, cases: list[Case], baseline_name: str) -> None:
-    assert extension.load().loaded, extension.load().reason
     copy_gbs = copy_bandwidth_gbs()
     print(f"{op}: machine {machine_line()}; copy bandwidth {copy_gbs:.1f} GB/s")
     rows = []

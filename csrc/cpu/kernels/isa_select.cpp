@@ -16,6 +16,9 @@ const KernelTable* kernel_table_avx2();
 #ifdef FORGE_HAVE_AVX512
 const KernelTable* kernel_table_avx512();
 #endif
+#ifdef FORGE_HAVE_AVX512BF16
+const KernelTable* kernel_table_avx512bf16();
+#endif
 
 namespace {
 
@@ -28,11 +31,15 @@ struct Candidate {
 // Best first.
 std::vector<Candidate> candidates() {
   std::vector<Candidate> out;
+  const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+                      __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+#ifdef FORGE_HAVE_AVX512BF16
+  out.push_back({"avx512bf16", &kernel_table_avx512bf16,
+                 avx512 && __builtin_cpu_supports("avx512bf16")});
+#endif
 #ifdef FORGE_HAVE_AVX512
-  out.push_back({"avx512", &kernel_table_avx512,
-                 __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                     __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-                     __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")});
+  out.push_back({"avx512", &kernel_table_avx512, avx512});
 #endif
 #ifdef FORGE_HAVE_AVX2
   out.push_back({"avx2", &kernel_table_avx2,

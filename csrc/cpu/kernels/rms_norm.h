@@ -7,71 +7,94 @@
 
 #include <cmath>
 #include <cstdint>
+#include <memory>
 
 #include "cpu/kernels/args.h"
 #include "cpu/kernels/convert.h"
+#include "cpu/kernels/simd.h"
 
 namespace forge::cpu::FORGE_ISA {
 
 namespace detail {
 
+// Sum of squares of a row of fp32 sums or of T inputs, 16 lanes at a time.
 template <typename T>
-inline void normalize_row(const float* x, int64_t n, const T* w, float eps, T* out) {
-  float sum_sq = 0.f;
-#pragma omp simd reduction(+ : sum_sq)
-  for (int64_t i = 0; i < n; ++i) sum_sq += x[i] * x[i];
-  const float inv = 1.f / std::sqrt(sum_sq / static_cast<float>(n) + eps);
+inline float sum_squares(const T* x, int64_t n) {
+  vfloat acc = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    const vfloat v = load16(x + i);
+    acc += v * v;
+  }
+  float tail = 0.f;
+  for (; i < n; ++i) tail += to_float(x[i]) * to_float(x[i]);
+  return reduce_add(acc) + tail;
+}
+
+// out = x * inv * w (w optional), rounding once.
+template <typename T, typename X>
+inline void scale_row(const X* x, int64_t n, float inv, const T* w, T* out) {
+  int64_t i = 0;
   if (w != nullptr) {
-#pragma omp simd
-    for (int64_t i = 0; i < n; ++i) out[i] = from_float<T>(x[i] * inv * to_float(w[i]));
+    for (; i + kLanes <= n; i += kLanes) store16(out + i, load16(x + i) * inv * load16(w + i));
+    for (; i < n; ++i) out[i] = from_float<T>(to_float(x[i]) * inv * to_float(w[i]));
   } else {
-#pragma omp simd
-    for (int64_t i = 0; i < n; ++i) out[i] = from_float<T>(x[i] * inv);
+    for (; i + kLanes <= n; i += kLanes) store16(out + i, load16(x + i) * inv);
+    for (; i < n; ++i) out[i] = from_float<T>(to_float(x[i]) * inv);
   }
 }
 
-// Rows up to this size keep their fp32 copy on the stack.
-constexpr int64_t kStackRow = 16384;
+inline float inv_rms(float sum_sq, int64_t n, float eps) {
+  return 1.f / std::sqrt(sum_sq / static_cast<float>(n) + eps);
+}
 
 }  // namespace detail
 
+// Rows are independent: two passes over each row (the row stays in L1 between them).
 template <typename T>
 void rms_norm_kernel(const RmsNormArgs& a) {
   const T* w = static_cast<const T*>(a.weight);
-#pragma omp parallel
-  {
-    float stack_buf[detail::kStackRow];
-    float* buf = a.hidden <= detail::kStackRow ? stack_buf : new float[a.hidden];
-#pragma omp for schedule(static)
-    for (int64_t r = 0; r < a.rows; ++r) {
-      const T* x = static_cast<const T*>(a.input) + a.in_rows.offset(r);
-#pragma omp simd
-      for (int64_t i = 0; i < a.hidden; ++i) buf[i] = to_float(x[i]);
-      detail::normalize_row(buf, a.hidden, w, a.epsilon, static_cast<T*>(a.out) + a.out_rows.offset(r));
-    }
-    if (buf != stack_buf) delete[] buf;
+#pragma omp parallel for schedule(static) if (a.rows * a.hidden > 32768)
+  for (int64_t r = 0; r < a.rows; ++r) {
+    const T* x = static_cast<const T*>(a.input) + a.in_rows.offset(r);
+    const float inv = detail::inv_rms(detail::sum_squares(x, a.hidden), a.hidden, a.epsilon);
+    detail::scale_row(x, a.hidden, inv, w, static_cast<T*>(a.out) + a.out_rows.offset(r));
   }
 }
 
+// residual <- x + residual (rounded); x <- rms_norm of the unrounded fp32 sum. Pass 1
+// only reads (sum of squares of x + residual); pass 2 re-reads the row (now in cache),
+// recomputes the sum and writes both outputs, so no scratch buffer competes for L1.
 template <typename T>
 void fused_add_rms_norm_kernel(const RmsNormArgs& a) {
   const T* w = static_cast<const T*>(a.weight);
-#pragma omp parallel
-  {
-    float stack_buf[detail::kStackRow];
-    float* buf = a.hidden <= detail::kStackRow ? stack_buf : new float[a.hidden];
-#pragma omp for schedule(static)
-    for (int64_t r = 0; r < a.rows; ++r) {
-      T* x = static_cast<T*>(a.input) + a.in_rows.offset(r);
-      T* res = static_cast<T*>(a.residual) + a.res_rows.offset(r);
-#pragma omp simd
-      for (int64_t i = 0; i < a.hidden; ++i) {
-        buf[i] = to_float(x[i]) + to_float(res[i]);
-        res[i] = from_float<T>(buf[i]);
-      }
-      detail::normalize_row(buf, a.hidden, w, a.epsilon, x);
+  const int64_t n = a.hidden;
+#pragma omp parallel for schedule(static) if (a.rows * a.hidden > 32768)
+  for (int64_t r = 0; r < a.rows; ++r) {
+    T* x = static_cast<T*>(a.input) + a.in_rows.offset(r);
+    T* res = static_cast<T*>(a.residual) + a.res_rows.offset(r);
+    vfloat acc = {};
+    int64_t i = 0;
+    for (; i + kLanes <= n; i += kLanes) {
+      const vfloat v = load16(x + i) + load16(res + i);
+      acc += v * v;
     }
-    if (buf != stack_buf) delete[] buf;
+    float tail = 0.f;
+    for (; i < n; ++i) {
+      const float v = to_float(x[i]) + to_float(res[i]);
+      tail += v * v;
+    }
+    const float inv = detail::inv_rms(reduce_add(acc) + tail, n, a.epsilon);
+    for (i = 0; i + kLanes <= n; i += kLanes) {
+      const vfloat v = load16(x + i) + load16(res + i);
+      store16(res + i, v);
+      store16(x + i, w != nullptr ? v * inv * load16(w + i) : v * inv);
+    }
+    for (; i < n; ++i) {
+      const float v = to_float(x[i]) + to_float(res[i]);
+      res[i] = from_float<T>(v);
+      x[i] = from_float<T>(w != nullptr ? v * inv * to_float(w[i]) : v * inv);
+    }
   }
 }
 

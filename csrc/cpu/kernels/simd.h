@@ -8,6 +8,10 @@
 
 #include "common/float_types.h"
 
+#if defined(__AVX512BF16__)
+#include <immintrin.h>
+#endif
+
 #ifndef FORGE_ISA
 #error "kernel headers are compiled per ISA: include them from kernel_table.cpp only"
 #endif
@@ -42,5 +46,35 @@ inline vfloat load16(const fp16* p) {
 }
 
 inline void store16(float* p, vfloat v) { std::memcpy(p, &v, sizeof v); }
+
+// Round to nearest even, NaN kept quiet: the same rule as from_float<bf16>. With
+// AVX512-BF16 one instruction does it (it also flushes denormal inputs, below 1e-38, to 0).
+inline void store16(bf16* p, vfloat v) {
+#if defined(__AVX512BF16__)
+  __m512 x;
+  std::memcpy(&x, &v, sizeof x);
+  const __m256bh h = _mm512_cvtneps_pbh(x);
+  std::memcpy(p, &h, sizeof h);
+#else
+  vu32 u;
+  std::memcpy(&u, &v, sizeof u);
+  const vu32 rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+  const vu32 quiet_nan = (u >> 16) | 0x40u;
+  const vu32 bits = ((u & 0x7fffffffu) > 0x7f800000u) ? quiet_nan : rounded;
+  const vu16 h = __builtin_convertvector(bits, vu16);
+  std::memcpy(p, &h, sizeof h);
+#endif
+}
+
+inline void store16(fp16* p, vfloat v) {
+  const vhalf h = __builtin_convertvector(v, vhalf);
+  std::memcpy(p, &h, sizeof h);
+}
+
+inline float reduce_add(vfloat v) {
+  float s = 0.f;
+  for (int i = 0; i < kLanes; ++i) s += v[i];
+  return s;
+}
 
 }  // namespace forge::cpu::FORGE_ISA
