@@ -85,9 +85,12 @@ def main():
         grid = [(16, 2048, 1, 32, 8, 128, torch.bfloat16), (4, 512, 1, 32, 8, 128, torch.float32),
                 (1, 2048, 512, 32, 8, 128, torch.bfloat16)]
     else:
-        grid = [(b, ctx, 1, 32, kv, hs, dt) for b, ctx, kv, hs, dt in itertools.product(
-            [1, 4, 16, 64], [128, 512, 2048, 8192], [32, 8, 4], [64, 128], [torch.bfloat16, torch.float32])
-            if b * ctx <= 64 * 2048]
+        # Decode: batch 1-64 x context 128-8192 (up to 64 x 2048 tokens of context), GQA
+        # 1/4/8 (32 query heads over 32/8/4 KV heads) at head 128, and head 64 at GQA 4.
+        shapes = [(b, ctx) for b, ctx in itertools.product([1, 4, 16, 64], [128, 512, 2048, 8192])
+                  if b * ctx <= 64 * 2048]
+        grid = [(b, ctx, 1, 32, kv, hs, dt) for (b, ctx), (kv, hs), dt in itertools.product(
+            shapes, [(32, 128), (8, 128), (4, 128), (8, 64)], [torch.bfloat16, torch.float32])]
         grid.append((1, 2048, 512, 32, 8, 128, torch.bfloat16))  # a 512-token chunk over 2k
         grid.append((1, 2048, 512, 32, 8, 128, torch.float32))
 
