@@ -12,7 +12,8 @@ set(FORGE_CPU_SOURCES
   csrc/cpu/softmax.cpp
   csrc/cpu/kernels/isa_select.cpp)
 
-set(FORGE_CPU_COMPILE_OPTIONS -O3 -fopenmp -Wall -Wextra -Wno-unused-parameter)
+# -Wno-psabi: 64-byte vector arguments of inline kernel helpers never cross a TU boundary.
+set(FORGE_CPU_COMPILE_OPTIONS -O3 -fopenmp -Wall -Wextra -Wno-unused-parameter -Wno-psabi)
 set(FORGE_CPU_LINK_OPTIONS -fopenmp)
 
 # The torch-free kernels, once per instruction set (kernel_table.h says how one is

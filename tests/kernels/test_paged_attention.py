@@ -114,3 +114,20 @@ def test_opcheck():
                              block_size=16, dtype=torch.float32, poison=False)
     out = torch.empty_like(batch.query)
     torch.library.opcheck(op, batch.args(out, 0.3, 8, 20.0))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("seqs,num_kv_heads,window,softcap", [
+    ([(1, 1000)], 1, -1, 0.0),        # one long decode: split across threads, merged
+    ([(1, 1000)], 2, 300, 0.0),       # split inside a sliding window
+    ([(3, 777)], 1, -1, 20.0),        # a 3-token tile split; rows see different key ranges
+    ([(5, 900)], 1, 40, 0.0),         # window shorter than a split: some splits empty per row
+])
+def test_split_kv(dtype, seqs, num_kv_heads, window, softcap):
+    """Fewer tiles than twice the threads: the kernel splits each tile's keys over block
+    ranges and merges the partial softmaxes (log-sum-exp)."""
+    batch = make_paged_batch(seqs, num_heads=4 * num_kv_heads, num_kv_heads=num_kv_heads,
+                             head_size=64, block_size=16, dtype=dtype, sliding_window=window)
+    out, ref = run_both(batch, scale=0.125, sliding_window=window, softcap=softcap)
+    assert not out.isnan().any()
+    torch.testing.assert_close(out, ref, **TOLERANCES[dtype])

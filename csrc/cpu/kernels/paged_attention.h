@@ -51,7 +51,56 @@ struct WorkItem {
   int seq;
   int kv_head;
   int first_token;  // index of the tile's first query token within the sequence
+  // Split-KV: only keys in [key_begin, key_end], and unnormalised results to partial
+  // slot `partial` (merged afterwards), instead of the output.
+  int key_begin = 0;
+  int key_end = std::numeric_limits<int>::max();
+  int partial = -1;
 };
+
+// Unnormalised results of split work items: o [rows, D], running max and sum [rows].
+struct Partials {
+  float* o;
+  float* m;
+  float* l;
+  int max_rows;
+  int D;
+};
+
+inline int tile_rows(const PagedAttentionArgs& a, const WorkItem& w, int tile_tokens) {
+  const int q_len = a.query_start_loc[w.seq + 1] - a.query_start_loc[w.seq];
+  return std::min(tile_tokens, q_len - w.first_token) * (a.num_heads / a.num_kv_heads);
+}
+
+// The keys a tile (or split) reads: from the first token's window start, or key_begin,
+// to the last token, or key_end.
+inline void tile_key_range(const PagedAttentionArgs& a, const WorkItem& w, int tile_tokens,
+                           int* lo, int* hi) {
+  const int q_len = a.query_start_loc[w.seq + 1] - a.query_start_loc[w.seq];
+  const int pos_first = a.seq_lens[w.seq] - q_len + w.first_token;
+  *lo = a.sliding_window > 0 ? std::max(0, pos_first - a.sliding_window + 1) : 0;
+  *hi = pos_first + std::min(tile_tokens, q_len - w.first_token) - 1;
+  *lo = std::max(*lo, w.key_begin);
+  *hi = std::min(*hi, w.key_end);
+}
+
+// Normalise fp32 rows o [rows, D] by their sums l and store them as the tile's output.
+template <typename T>
+inline void write_rows(const PagedAttentionArgs& a, const WorkItem& w, int rows, const float* o,
+                       const float* l) {
+  const int group = a.num_heads / a.num_kv_heads;
+  const int q_begin = a.query_start_loc[w.seq];
+  T* out_base = static_cast<T*>(a.out);
+  for (int r = 0; r < rows; ++r) {
+    T* dst = out_base + (q_begin + w.first_token + r / group) * a.out_stride_token +
+             (w.kv_head * group + r % group) * a.out_stride_head;
+    const float* src = o + static_cast<int64_t>(r) * a.head_size;
+    // Every row sees at least its own key, so its sum is > 0 for valid input.
+    const float inv = l[r] > 0.f ? 1.f / l[r] : 0.f;
+#pragma omp simd
+    for (int c = 0; c < a.head_size; ++c) dst[c] = from_float<T>(src[c] * inv);
+  }
+}
 
 // s[r][c .. c+16) = q[r] . K[:, c .. c+16) for R rows; kt is the [D][bs] key tile.
 template <typename T, int R>
@@ -125,10 +174,11 @@ struct Scratch {
 
 // The K and V tiles of the first block a work item reads.
 template <typename T>
-inline void first_tiles(const PagedAttentionArgs& a, const WorkItem& w, const T** kt, const T** vt) {
-  const int q_len = a.query_start_loc[w.seq + 1] - a.query_start_loc[w.seq];
-  const int pos_first = a.seq_lens[w.seq] - q_len + w.first_token;
-  const int key_lo = a.sliding_window > 0 ? std::max(0, pos_first - a.sliding_window + 1) : 0;
+inline void first_tiles(const PagedAttentionArgs& a, const WorkItem& w, int tile_tokens,
+                        const T** kt, const T** vt) {
+  int key_lo, key_hi;
+  tile_key_range(a, w, tile_tokens, &key_lo, &key_hi);
+  if (key_lo > key_hi) return;
   const int64_t phys = a.block_table[w.seq * a.block_table_stride + key_lo / a.block_size];
   *kt = static_cast<const T*>(a.key_cache) + phys * a.k_stride_block + w.kv_head * a.k_stride_head;
   *vt = static_cast<const T*>(a.value_cache) + phys * a.v_stride_block + w.kv_head * a.v_stride_head;
@@ -138,7 +188,7 @@ inline void first_tiles(const PagedAttentionArgs& a, const WorkItem& w, const T*
 // prefetched during this item's last block.
 template <typename T>
 void run_work_item(const PagedAttentionArgs& a, const WorkItem& w, const WorkItem* after,
-                   int tile_tokens, Scratch& s) {
+                   int tile_tokens, Scratch& s, const Partials& partials) {
   const int group = a.num_heads / a.num_kv_heads;
   const int D = a.head_size;
   const int bs = a.block_size;
@@ -163,16 +213,16 @@ void run_work_item(const PagedAttentionArgs& a, const WorkItem& w, const WorkIte
   std::fill(s.row_max.get(), s.row_max.get() + rows, -std::numeric_limits<float>::infinity());
   std::fill(s.row_sum.get(), s.row_sum.get() + rows, 0.f);
 
-  // Keys the tile may touch: the first token's window start to the last token.
+  // Keys the tile (or this split of it) may touch.
   const int pos_first = seq_len - q_len + w.first_token;
-  const int key_lo = windowed ? std::max(0, pos_first - a.sliding_window + 1) : 0;
-  const int key_hi = pos_first + n_tok - 1;
+  int key_lo, key_hi;
+  tile_key_range(a, w, tile_tokens, &key_lo, &key_hi);
   const T* k_base = static_cast<const T*>(a.key_cache);
   const T* v_base = static_cast<const T*>(a.value_cache);
   const int32_t* blocks = a.block_table + w.seq * a.block_table_stride;
   float* S = s.scores.get();
 
-  for (int b = key_lo / bs; b <= key_hi / bs; ++b) {
+  for (int b = key_lo / bs; key_lo <= key_hi && b <= key_hi / bs; ++b) {
     const int first = b * bs;
     // In-block offsets of the keys this tile reads: [j0, j1], all written slots.
     const int j0 = std::max(first, key_lo) - first;
@@ -187,7 +237,7 @@ void run_work_item(const PagedAttentionArgs& a, const WorkItem& w, const WorkIte
       next_kt = k_base + next * a.k_stride_block + w.kv_head * a.k_stride_head;
       next_vt = v_base + next * a.v_stride_block + w.kv_head * a.v_stride_head;
     } else if (after != nullptr) {
-      first_tiles(a, *after, &next_kt, &next_vt);
+      first_tiles(a, *after, tile_tokens, &next_kt, &next_vt);
     }
     const int64_t tile_elements = static_cast<int64_t>(bs) * D;
 
@@ -248,16 +298,40 @@ void run_work_item(const PagedAttentionArgs& a, const WorkItem& w, const WorkIte
     }
   }
 
-  T* out_base = static_cast<T*>(a.out);
-  for (int r = 0; r < rows; ++r) {
-    T* dst = out_base + (q_begin + w.first_token + r / group) * a.out_stride_token +
-             (w.kv_head * group + r % group) * a.out_stride_head;
-    const float* o = s.out.get() + static_cast<int64_t>(r) * D;
-    // Every row sees at least its own key, so row_sum > 0 for valid input.
-    const float inv = s.row_sum[r] > 0.f ? 1.f / s.row_sum[r] : 0.f;
-#pragma omp simd
-    for (int c = 0; c < D; ++c) dst[c] = from_float<T>(o[c] * inv);
+  if (w.partial < 0) {
+    write_rows<T>(a, w, rows, s.out.get(), s.row_sum.get());
+    return;
   }
+  const int64_t slot = static_cast<int64_t>(w.partial) * partials.max_rows;
+  std::copy(s.out.get(), s.out.get() + static_cast<int64_t>(rows) * D, partials.o + slot * D);
+  std::copy(s.row_max.get(), s.row_max.get() + rows, partials.m + slot);
+  std::copy(s.row_sum.get(), s.row_sum.get() + rows, partials.l + slot);
+}
+
+// Combine the `count` partial results of one tile (log-sum-exp weights) into its output.
+template <typename T>
+void merge_splits(const PagedAttentionArgs& a, const WorkItem& w, int first_partial, int count,
+                  int tile_tokens, const Partials& p, float* o, float* l) {
+  const int rows = tile_rows(a, w, tile_tokens);
+  const int D = p.D;
+  std::fill(o, o + static_cast<int64_t>(rows) * D, 0.f);
+  for (int r = 0; r < rows; ++r) {
+    float m = -std::numeric_limits<float>::infinity();
+    for (int k = 0; k < count; ++k)
+      m = std::max(m, p.m[static_cast<int64_t>(first_partial + k) * p.max_rows + r]);
+    l[r] = 0.f;
+    for (int k = 0; k < count; ++k) {
+      const int64_t slot = static_cast<int64_t>(first_partial + k) * p.max_rows + r;
+      if (p.l[slot] == 0.f) continue;  // this split saw no key of this row
+      const float weight = exp_approx(p.m[slot] - m);
+      l[r] += p.l[slot] * weight;
+      const float* src = p.o + slot * D;
+      float* dst = o + static_cast<int64_t>(r) * D;
+#pragma omp simd
+      for (int c = 0; c < D; ++c) dst[c] += src[c] * weight;
+    }
+  }
+  write_rows<T>(a, w, rows, o, l);
 }
 
 }  // namespace detail
@@ -269,25 +343,69 @@ template <typename T>
 void paged_attention_kernel(const PagedAttentionArgs& a) {
   const int group = a.num_heads / a.num_kv_heads;
   const int tile_tokens = detail::query_tile_tokens(group);
+  const int max_rows = tile_tokens * group;
 
-  std::vector<detail::WorkItem> items;
+  std::vector<detail::WorkItem> tiles;
   for (int s = 0; s < a.num_seqs; ++s) {
     const int q_len = a.query_start_loc[s + 1] - a.query_start_loc[s];
     for (int t = 0; t < q_len; t += tile_tokens)
-      for (int h = 0; h < a.num_kv_heads; ++h) items.push_back({s, h, t});
+      for (int h = 0; h < a.num_kv_heads; ++h) tiles.push_back({s, h, t});
   }
+
+  // Split-KV: with fewer tiles than twice the threads (small decode batches, long
+  // contexts), cut each tile's keys into block ranges so that every thread streams, and
+  // merge the partial softmaxes with log-sum-exp weights afterwards.
+  const int threads = omp_get_max_threads();
+  const int n_tiles = static_cast<int>(tiles.size());
+  constexpr int kMinBlocksPerSplit = 4;
+  std::vector<detail::WorkItem> items;
+  struct Merge { int tile, first_partial, count; };
+  std::vector<Merge> merges;
+  int n_partials = 0;
+  for (int i = 0; i < n_tiles; ++i) {
+    const detail::WorkItem& w = tiles[i];
+    int lo, hi;
+    detail::tile_key_range(a, w, tile_tokens, &lo, &hi);
+    const int n_blocks = lo <= hi ? hi / a.block_size - lo / a.block_size + 1 : 0;
+    const int wanted = n_tiles < 2 * threads ? (2 * threads + n_tiles - 1) / n_tiles : 1;
+    const int splits = std::max(1, std::min(wanted, n_blocks / kMinBlocksPerSplit));
+    if (splits == 1) {
+      items.push_back(w);
+      continue;
+    }
+    merges.push_back({i, n_partials, splits});
+    const int b0 = lo / a.block_size;
+    for (int k = 0; k < splits; ++k) {
+      detail::WorkItem part = w;
+      const int first_block = b0 + static_cast<int>(static_cast<int64_t>(n_blocks) * k / splits);
+      const int last_block = b0 + static_cast<int>(static_cast<int64_t>(n_blocks) * (k + 1) / splits) - 1;
+      part.key_begin = std::max(lo, first_block * a.block_size);
+      part.key_end = std::min(hi, last_block * a.block_size + a.block_size - 1);
+      part.partial = n_partials++;
+      items.push_back(part);
+    }
+  }
+  std::vector<float> partial_o(static_cast<size_t>(n_partials) * max_rows * a.head_size);
+  std::vector<float> partial_m(static_cast<size_t>(n_partials) * max_rows);
+  std::vector<float> partial_l(static_cast<size_t>(n_partials) * max_rows);
+  const detail::Partials partials{partial_o.data(), partial_m.data(), partial_l.data(), max_rows,
+                                  a.head_size};
   const int64_t n_items = static_cast<int64_t>(items.size());
 
   // Round-robin (static, 1): a thread's next item is known, so its first block can be
   // prefetched, and mixed decode/prefill batches still spread evenly.
 #pragma omp parallel if (n_items > 1)
   {
-    detail::Scratch scratch(tile_tokens * group, a.head_size, a.block_size);
+    detail::Scratch scratch(max_rows, a.head_size, a.block_size);
     const int64_t stride = omp_get_num_threads();
 #pragma omp for schedule(static, 1)
     for (int64_t i = 0; i < n_items; ++i)
       detail::run_work_item<T>(a, items[i], i + stride < n_items ? &items[i + stride] : nullptr,
-                               tile_tokens, scratch);
+                               tile_tokens, scratch, partials);
+#pragma omp for schedule(static, 1)
+    for (int64_t i = 0; i < static_cast<int64_t>(merges.size()); ++i)
+      detail::merge_splits<T>(a, tiles[merges[i].tile], merges[i].first_partial, merges[i].count,
+                              tile_tokens, partials, scratch.out.get(), scratch.row_sum.get());
   }
 }
 
