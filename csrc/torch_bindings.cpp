@@ -10,6 +10,10 @@ TORCH_LIBRARY(vllm_forge, m) {
 
   // Causal varlen attention over a paged KV cache for a mixed batch of decodes,
   // prefills and chunked prefills. sliding_window <= 0 and softcap <= 0 disable them.
+  // key_cache / value_cache: logical [num_blocks, num_kv_heads, block_size, head_size];
+  // the CPU kernel wants keys transposed inside a block (key_cache strides
+  // [.., .., 1, block_size], see python/vllm_forge/attention/kv_layout.py) and block_size
+  // a multiple of 16.
   m.def(
       "paged_attention(Tensor! out, Tensor query, Tensor key_cache, Tensor value_cache, "
       "Tensor query_start_loc, Tensor seq_lens, Tensor block_table, float scale, "
