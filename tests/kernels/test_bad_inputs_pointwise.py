@@ -88,6 +88,9 @@ CASES = {
     "rope_rot_dim_large": ("rotary_embedding", rope_args, with_("cos_sin_cache", lambda t: torch.randn(10, 128)), r"got 128"),
     "rope_head_size": ("rotary_embedding", rope_args, with_("head_size", lambda _: 0), r"rotary_embedding: head_size must be > 0, got 0"),
     "rope_cache_dim": ("rotary_embedding", rope_args, with_("cos_sin_cache", lambda t: t.flatten()), r"rotary_embedding: cos_sin_cache must be a 2-D tensor"),
+    "rope_positions_contiguous": ("rotary_embedding", rope_args, with_("positions", lambda t: t.repeat_interleave(2)[::2]), r"rotary_embedding: positions must be contiguous, got strides \[2\]"),
+    "fused_scalar": ("fused_add_rms_norm", fused_args, lambda a: a.update(input=torch.tensor(1.0), residual=torch.tensor(2.0), weight=None), r"fused_add_rms_norm: input must have at least 1 dimension"),
+    "silu_scalar": ("silu_and_mul", act_args, lambda a: a.update(input=torch.tensor(1.0), out=torch.tensor(1.0)), r"silu_and_mul: input must have at least 1 dimension"),
     # softmax / log_softmax
     "softmax_dim": ("softmax", softmax_args, lambda a: a.update(input=torch.randn(10), out=torch.empty(10), temperature=None), r"softmax: input must be a 2-D tensor \[rows, cols\], got shape \[10\]"),
     "softmax_out_shape": ("softmax", softmax_args, with_("out", lambda t: t[:, :9]), r"softmax: out must have the shape of input \[3, 10\], got \[3, 9\]"),
@@ -108,6 +111,10 @@ CASES = {
     "topk_ids_shape": ("topk_softmax", topk_args, with_("topk_ids", lambda t: torch.empty(4, 1, dtype=torch.int32)), r"topk_softmax: topk_ids must have the shape of topk_weights \[4, 2\], got \[4, 1\]"),
     "topk_rows": ("topk_softmax", topk_args, with_("gating_output", lambda t: t[:3]), r"topk_softmax: topk_weights.size\(0\) must be 3 \(rows\), got 4"),
     "topk_gating_dtype": ("topk_softmax", topk_args, with_("gating_output", lambda t: t.double()), r"topk_softmax: gating_output must have dtype float32, bfloat16 or float16, got Double"),
+    "topk_gating_dim": ("topk_softmax", topk_args, with_("gating_output", lambda t: t.flatten()), r"topk_softmax: gating_output must be a 2-D tensor"),
+    "topk_weights_dim": ("topk_softmax", topk_args, with_("topk_weights", lambda t: t.flatten()), r"topk_softmax: topk_weights must be a 2-D tensor"),
+    "topk_ids_dim": ("topk_softmax", topk_args, with_("topk_ids", lambda t: t.flatten()), r"topk_softmax: topk_ids must be a 2-D tensor"),
+    "topk_gating_stride": ("topk_softmax", topk_args, with_("gating_output", every_last_dim_other), r"topk_softmax: gating_output must have a contiguous last dimension"),
     "topk_weights_contiguous": ("topk_softmax", topk_args, with_("topk_weights", lambda t: torch.empty(2, 4).t()), r"topk_softmax: topk_weights must be contiguous"),
 }
 
