@@ -13,13 +13,10 @@ namespace {
 void run_gated(const char* op, cpu::Activation act, CallCounter& counter, at::Tensor& out,
                const at::Tensor& input) {
   TORCH_CHECK(input.dim() >= 1, op, ": input must have at least 1 dimension");
-  FORGE_CHECK_CPU("gated activation", input);
-  FORGE_CHECK_CPU("gated activation", out);
-  TORCH_CHECK(input.scalar_type() == at::kFloat || input.scalar_type() == at::kBFloat16 ||
-                  input.scalar_type() == at::kHalf,
-              op, ": input must have dtype float32, bfloat16 or float16, got ", input.scalar_type());
-  TORCH_CHECK(out.scalar_type() == input.scalar_type(), op, ": out must have the dtype of input (",
-              input.scalar_type(), "), got ", out.scalar_type());
+  FORGE_CHECK_CPU(op, input);
+  FORGE_CHECK_CPU(op, out);
+  FORGE_CHECK_FLOATING(op, input);
+  FORGE_CHECK_SAME_DTYPE(op, out, input);
   const int64_t width = input.size(-1);
   TORCH_CHECK(width % 2 == 0, op, ": the last dimension of input must be even (gate and up "
               "halves), got ", width);
@@ -27,10 +24,8 @@ void run_gated(const char* op, cpu::Activation act, CallCounter& counter, at::Te
   expected.back() = width / 2;
   TORCH_CHECK(out.sizes() == at::IntArrayRef(expected), op, ": out must have shape ", at::IntArrayRef(expected),
               " (input's with the last dimension halved), got ", shape_string(out));
-  TORCH_CHECK(input.size(-1) <= 1 || input.stride(-1) == 1, op,
-              ": input must have a contiguous last dimension (stride 1), got strides ", input.strides());
-  TORCH_CHECK(out.size(-1) <= 1 || out.stride(-1) == 1, op,
-              ": out must have a contiguous last dimension (stride 1), got strides ", out.strides());
+  FORGE_CHECK_LAST_DIM_CONTIGUOUS(op, input);
+  FORGE_CHECK_LAST_DIM_CONTIGUOUS(op, out);
   FORGE_ROW_LAYOUT(op, input, in_rows);
   FORGE_ROW_LAYOUT(op, out, out_rows);
   if (out.numel() == 0) return;

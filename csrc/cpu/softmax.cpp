@@ -11,35 +11,30 @@ namespace forge {
 namespace {
 
 void run_softmax(const char* op, CallCounter& counter, at::Tensor& out, const at::Tensor& input,
-                 const std::optional<at::Tensor>& temperature, bool log) {
+                 const std::optional<at::Tensor>& temperature_opt, bool log) {
   TORCH_CHECK(input.dim() == 2, op, ": input must be a 2-D tensor [rows, cols], got shape ",
               shape_string(input));
-  TORCH_CHECK(input.device().is_cpu(), op, ": input must be on cpu, got ", input.device());
-  TORCH_CHECK(out.device().is_cpu(), op, ": out must be on cpu, got ", out.device());
-  TORCH_CHECK(input.scalar_type() == at::kFloat || input.scalar_type() == at::kBFloat16 ||
-                  input.scalar_type() == at::kHalf,
-              op, ": input must have dtype float32, bfloat16 or float16, got ", input.scalar_type());
-  TORCH_CHECK(out.scalar_type() == input.scalar_type(), op, ": out must have the dtype of input (",
-              input.scalar_type(), "), got ", out.scalar_type());
+  FORGE_CHECK_CPU(op, input);
+  FORGE_CHECK_CPU(op, out);
+  FORGE_CHECK_FLOATING(op, input);
+  FORGE_CHECK_SAME_DTYPE(op, out, input);
   TORCH_CHECK(out.sizes() == input.sizes(), op, ": out must have the shape of input ",
               shape_string(input), ", got ", shape_string(out));
-  TORCH_CHECK(input.size(1) <= 1 || input.stride(1) == 1, op,
-              ": input must have a contiguous last dimension (stride 1), got strides ", input.strides());
-  TORCH_CHECK(out.size(1) <= 1 || out.stride(1) == 1, op,
-              ": out must have a contiguous last dimension (stride 1), got strides ", out.strides());
+  FORGE_CHECK_LAST_DIM_CONTIGUOUS(op, input);
+  FORGE_CHECK_LAST_DIM_CONTIGUOUS(op, out);
   TORCH_CHECK(input.size(1) > 0 || input.size(0) == 0, op,
               ": input must have at least one column, got shape ", shape_string(input));
   const float* temp = nullptr;
-  if (temperature.has_value()) {
-    const at::Tensor& t = *temperature;
-    TORCH_CHECK(t.device().is_cpu(), op, ": temperature must be on cpu, got ", t.device());
-    TORCH_CHECK(t.scalar_type() == at::kFloat, op, ": temperature must have dtype Float, got ",
-                t.scalar_type());
-    TORCH_CHECK(t.dim() == 1 && t.size(0) == input.size(0), op, ": temperature must have shape [",
-                input.size(0), "] (one per row), got ", shape_string(t));
-    TORCH_CHECK(t.is_contiguous(), op, ": temperature must be contiguous, got strides ", t.strides());
-    temp = t.data_ptr<float>();
-    for (int64_t r = 0; r < t.size(0); ++r)
+  if (temperature_opt.has_value()) {
+    const at::Tensor& temperature = *temperature_opt;
+    FORGE_CHECK_CPU(op, temperature);
+    FORGE_CHECK_DTYPE(op, temperature, at::kFloat);
+    TORCH_CHECK(temperature.dim() == 1 && temperature.size(0) == input.size(0), op,
+                ": temperature must have shape [", input.size(0), "] (one per row), got ",
+                shape_string(temperature));
+    FORGE_CHECK_CONTIGUOUS(op, temperature);
+    temp = temperature.data_ptr<float>();
+    for (int64_t r = 0; r < temperature.size(0); ++r)
       TORCH_CHECK(temp[r] > 0.f && std::isfinite(temp[r]), op, ": temperature[", r,
                   "] must be finite and > 0, got ", temp[r]);
   }

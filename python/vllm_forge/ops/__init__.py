@@ -19,7 +19,6 @@ from vllm_forge.report import python_counters
 
 OPS = ("reshape_and_cache", "paged_attention", "rms_norm", "fused_add_rms_norm", "silu_and_mul",
        "gelu_and_mul", "rotary_embedding", "softmax", "log_softmax", "topk_softmax")
-PROVIDERS = ("native", "torch")
 
 
 @dataclass(frozen=True)
