@@ -1,6 +1,15 @@
+import os
+
 import pytest
+import torch
 
 from vllm_forge import extension
+
+# Without a GPU, Triton kernels run only in Triton's interpreter, which is chosen when a
+# kernel is decorated: set it before any test imports vllm_forge.triton. vLLM ignores it
+# (it disables Triton on CPU), and the default provider order never reaches Triton here.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
 def pytest_configure(config):

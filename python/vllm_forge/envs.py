@@ -17,3 +17,33 @@ def disabled() -> bool:
 
 def kernel_report_dir() -> str | None:
     return os.environ.get(FORGE_KERNEL_REPORT_DIR) or None
+
+# Provider order for every op ("triton,torch"), and per op (FORGE_KERNELS_PAGED_ATTENTION).
+FORGE_KERNELS = "FORGE_KERNELS"
+PROVIDERS = ("native", "triton", "torch")
+
+
+def kernel_order(op: str, known_ops: tuple[str, ...]) -> tuple[tuple[str, ...], str]:
+    """(providers to try for `op`, in order; the variable that set it, or "default").
+
+    Raises ValueError for an unknown provider, an empty or repeating list, or a
+    FORGE_KERNELS_<NAME> variable that names no op."""
+    prefix = FORGE_KERNELS + "_"
+    valid_vars = {prefix + name.upper() for name in known_ops}
+    for var in os.environ:
+        if var.startswith(prefix) and var not in valid_vars:
+            raise ValueError(f"{var} names no op; per-op variables are "
+                             f"{', '.join(sorted(valid_vars))}")
+    for var in (prefix + op.upper(), FORGE_KERNELS):
+        value = os.environ.get(var)
+        if value is None:
+            continue
+        order = tuple(p.strip().lower() for p in value.split(",") if p.strip())
+        unknown = [p for p in order if p not in PROVIDERS]
+        if unknown or not order:
+            raise ValueError(f"{var}={value!r}: unknown provider {unknown[0] if unknown else '(empty)'!r}; "
+                             f"valid providers: {', '.join(PROVIDERS)} (a comma-separated order)")
+        if len(set(order)) != len(order):
+            raise ValueError(f"{var}={value!r} lists a provider twice")
+        return order, var
+    return PROVIDERS, "default"

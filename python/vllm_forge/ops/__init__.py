@@ -1,24 +1,36 @@
 """The one Python entry for every op.
 
-Each op is served by the first available provider, per device type:
+Each op is served by the first available provider of an order, per device type:
   native: torch.ops.vllm_forge.<op>, the compiled kernels (csrc/)
+  triton: vllm_forge.triton.<family>.<op>, on GPUs (on CPU only under TRITON_INTERPRET=1)
   torch:  vllm_forge.ops.reference.<op>, pure torch, always available
-The choice is made once per (op, device type) and reported by `providers()` and
-`python -m vllm_forge.info`.
+The order is native, triton, torch unless FORGE_KERNELS (for every op) or
+FORGE_KERNELS_<OP> (one op) say otherwise, e.g. FORGE_KERNELS=triton,torch. The choice
+is made once per (op, device type) and reported, with why each earlier provider was
+skipped, by `providers()`, `summary()` (a startup log line) and `python -m vllm_forge.info`.
 """
 
 import functools
+import importlib
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
-from vllm_forge import extension
-from vllm_forge.ops import reference
-from vllm_forge.report import python_counters
+from vllm_forge import envs, extension
+from vllm_forge import triton as forge_triton
+from vllm_forge.ops import python_ops, reference
 
 OPS = ("reshape_and_cache", "paged_attention", "rms_norm", "fused_add_rms_norm", "silu_and_mul",
        "gelu_and_mul", "rotary_embedding", "softmax", "log_softmax", "topk_softmax")
+
+# The module of vllm_forge.triton that holds each op's launcher.
+TRITON_MODULES = {
+    "reshape_and_cache": "reshape_and_cache", "paged_attention": "paged_attention",
+    "rms_norm": "norms", "fused_add_rms_norm": "norms", "silu_and_mul": "activation",
+    "gelu_and_mul": "activation", "rotary_embedding": "rotary_embedding",
+    "softmax": "softmax", "log_softmax": "softmax", "topk_softmax": "softmax",
+}
 
 
 @dataclass(frozen=True)
@@ -26,6 +38,7 @@ class Choice:
     provider: str
     fn: Callable
     skipped: tuple[str, ...]  # "provider: why" for each provider passed over
+    source: str = "default"   # the variable that set the order, or "default"
 
 
 def _native(op: str, device_type: str) -> tuple[Callable | None, str]:
@@ -39,28 +52,52 @@ def _native(op: str, device_type: str) -> tuple[Callable | None, str]:
     return getattr(torch.ops.vllm_forge, op).default, ""
 
 
-def _counted(key: str, fn: Callable) -> Callable:
-    def wrapper(*args, **kwargs):
-        python_counters.add(key)
-        return fn(*args, **kwargs)
+def _triton(op: str, device_type: str) -> tuple[Callable | None, str]:
+    why = forge_triton.unavailable_reason(device_type)
+    if why:
+        return None, why
+    try:
+        module = importlib.import_module(f"vllm_forge.triton.{TRITON_MODULES[op]}")
+    except Exception as e:  # a broken Triton install must not take the plugin down
+        return None, f"importing the Triton kernels failed: {type(e).__name__}: {e}"
+    return python_ops.register("triton", op, getattr(module, op)), ""
 
-    return wrapper
+
+def _torch(op: str, device_type: str) -> tuple[Callable | None, str]:
+    return python_ops.register("torch", op, getattr(reference, op)), ""
+
+
+_PROVIDERS = {"native": _native, "triton": _triton, "torch": _torch}
 
 
 @functools.cache
 def choose(op: str, device_type: str) -> Choice:
+    """The provider serving `op` on `device_type`. Raises ValueError for an unknown op, a
+    bad FORGE_KERNELS* value, or when no provider of the order is available."""
     if op not in OPS:
         raise ValueError(f"unknown op {op!r}; known ops: {', '.join(OPS)}")
+    order, source = envs.kernel_order(op, OPS)
     skipped = []
-    fn, why = _native(op, device_type)
-    if fn is not None:
-        return Choice("native", fn, tuple(skipped))
-    skipped.append(f"native: {why}")
-    return Choice("torch", _counted(f"torch:{op}", getattr(reference, op)), tuple(skipped))
+    for provider in order:
+        fn, why = _PROVIDERS[provider](op, device_type)
+        if fn is not None:
+            return Choice(provider, fn, tuple(skipped), source)
+        skipped.append(f"{provider}: {why}")
+    raise ValueError(f"no provider can serve {op} on {device_type} with the order "
+                     f"{','.join(order)} ({source}): {'; '.join(skipped)}")
 
 
 def providers(device_type: str = "cpu") -> dict[str, Choice]:
     return {op: choose(op, device_type) for op in OPS}
+
+
+def summary(device_type: str = "cpu") -> str:
+    """One line: the provider of every op, and why earlier ones were skipped."""
+    parts = []
+    for op, c in providers(device_type).items():
+        why = f" (skipped {'; '.join(c.skipped)})" if c.skipped else ""
+        parts.append(f"{op}={c.provider}{why}")
+    return f"vllm-forge kernels on {device_type}: " + ", ".join(parts)
 
 
 def reshape_and_cache(key_cache: torch.Tensor, value_cache: torch.Tensor, key: torch.Tensor,
