@@ -47,7 +47,7 @@ def collect(device_type: str = "cpu") -> dict:
                 "kernel_variant": extension.cpu_kernel_isa()[0],
                 "runnable_variants": extension.cpu_kernel_isa()[1]},
         "platform": {"class": choice.platform, "reason": choice.reason},
-        "ops": {op: {"provider": c.provider, "skipped": list(c.skipped)}
+        "ops": {op: {"provider": c.provider, "skipped": list(c.skipped), "order_from": c.source}
                 for op, c in ops.providers(device_type).items()},
     }
 
@@ -63,11 +63,12 @@ def format_text(info: dict) -> str:
         f"cpu kernels: {info['cpu']['kernel_variant']} variant (runnable here: "
         f"{info['cpu']['runnable_variants']}; FORGE_CPU_ISA picks one)",
         f"platform: {info['platform']['class'] or 'declined'} ({info['platform']['reason']})",
-        "ops (provider per op on cpu):",
+        "ops (provider per op on cpu; order native,triton,torch unless FORGE_KERNELS* set it):",
     ]
     for op, c in info["ops"].items():
+        source = f" (order from {c['order_from']})" if c["order_from"] != "default" else ""
         why = f"   [skipped {'; '.join(c['skipped'])}]" if c["skipped"] else ""
-        lines.append(f"  {op:<20} {c['provider']}{why}")
+        lines.append(f"  {op:<20} {c['provider']}{source}{why}")
     return "\n".join(lines)
 
 
@@ -75,7 +76,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     args = parser.parse_args()
-    info = collect()
+    try:
+        info = collect()
+    except ValueError as e:  # a bad FORGE_KERNELS* value: say it plainly
+        raise SystemExit(f"vllm_forge.info: {e}") from None
     print(json.dumps(info, indent=2) if args.json else format_text(info))
 
 

@@ -48,17 +48,19 @@ def builtin_runs(tmp_path_factory):
     """vLLM's builtin platform results, computed once per configuration."""
     cache = {}
 
-    def get(model: Path, dtype: str, eager: bool) -> dict:
-        key = (str(model), dtype, eager)
+    def get(model: Path, dtype: str, eager: bool, prompts=PROMPTS, max_tokens=24) -> dict:
+        key = (str(model), dtype, eager, tuple(prompts), max_tokens)
         if key not in cache:
-            cache[key] = generate(tmp_path_factory.mktemp("builtin"), model, dtype, eager, plugin=False)
+            cache[key] = generate(tmp_path_factory.mktemp("builtin"), model, dtype, eager,
+                                  plugin=False, prompts=prompts, max_tokens=max_tokens)
         return cache[key]
 
     return get
 
 
 def generate(tmp: Path, model: Path, dtype: str, eager: bool, plugin: bool,
-             extra: dict | None = None) -> dict:
+             extra: dict | None = None, prompts=PROMPTS, max_tokens=24,
+             env: dict | None = None) -> dict:
     tag = f"{'forge' if plugin else 'builtin'}-{dtype}-{'eager' if eager else 'compiled'}"
     config = tmp / f"{tag}.json"
     out = tmp / f"{tag}.out.json"
@@ -66,10 +68,11 @@ def generate(tmp: Path, model: Path, dtype: str, eager: bool, plugin: bool,
     counts_dir.mkdir()
     config.write_text(json.dumps(dict(
         model=str(model), dtype=dtype, enforce_eager=eager, max_model_len=1024,
-        max_num_batched_tokens=128, max_tokens=24, prompts=PROMPTS, extra=extra or {})))
+        max_num_batched_tokens=128, max_tokens=max_tokens, prompts=list(prompts),
+        extra=extra or {})))
     env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1",
                VLLM_PLUGINS="forge" if plugin else "none",
-               FORGE_KERNEL_REPORT_DIR=str(counts_dir))
+               FORGE_KERNEL_REPORT_DIR=str(counts_dir), **(env or {}))
     proc = subprocess.run([sys.executable, str(GENERATE), str(config), str(out)], env=env,
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, f"{tag} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
@@ -121,3 +124,26 @@ def test_attention_backend_is_selectable(models, builtin_runs, tmp_path, backend
     served = run["counts"].get("native", {}).get("paged_attention", 0)
     assert (served > 0) == ours_serves, run["counts"]
     assert not compare(run, builtin_runs(models["llama"], "float32", True), "float32")
+
+
+# The Python providers through the whole engine: the torch references on the usual
+# prompts; the Triton kernels under Triton's interpreter (slow), on short prompts.
+PYTHON_PROVIDER_CASES = {
+    "torch": dict(prompts=PROMPTS, max_tokens=24),
+    "triton": dict(prompts=PROMPTS[:3], max_tokens=6),
+}
+
+
+@pytest.mark.parametrize("provider", list(PYTHON_PROVIDER_CASES))
+def test_python_providers_match_builtin_platform(models, builtin_runs, tmp_path, provider):
+    case = PYTHON_PROVIDER_CASES[provider]
+    run = generate(tmp_path, models["llama"], "float32", True, plugin=True,
+                   env={"FORGE_KERNELS": provider, "TRITON_INTERPRET": "1"}, **case)
+    assert run["platform"] == "ForgeCpuPlatform"
+    served = run["counts"].get(provider, {})
+    for op in WIRED_OPS:
+        assert served.get(op, 0) > 0, f"{op} did not run on {provider}: {run['counts']}"
+    assert not run["counts"].get("native"), run["counts"]
+    builtin = builtin_runs(models["llama"], "float32", True, **case)
+    problems = compare(run, builtin, "float32")
+    assert not problems, "\n".join(problems)

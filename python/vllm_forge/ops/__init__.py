@@ -70,6 +70,16 @@ def _torch(op: str, device_type: str) -> tuple[Callable | None, str]:
 _PROVIDERS = {"native": _native, "triton": _triton, "torch": _torch}
 
 
+# (op, device type) -> the chosen callable: a plain dict, so torch.compile can trace a
+# public op below once its choice has been made (it cannot trace choose() itself).
+_KERNELS: dict[tuple[str, str], Callable] = {}
+
+
+def _kernel(op: str, device_type: str) -> Callable:
+    fn = _KERNELS.get((op, device_type))
+    return fn if fn is not None else choose(op, device_type).fn
+
+
 @functools.cache
 def choose(op: str, device_type: str) -> Choice:
     """The provider serving `op` on `device_type`. Raises ValueError for an unknown op, a
@@ -81,10 +91,17 @@ def choose(op: str, device_type: str) -> Choice:
     for provider in order:
         fn, why = _PROVIDERS[provider](op, device_type)
         if fn is not None:
+            _KERNELS[(op, device_type)] = fn
             return Choice(provider, fn, tuple(skipped), source)
         skipped.append(f"{provider}: {why}")
     raise ValueError(f"no provider can serve {op} on {device_type} with the order "
                      f"{','.join(order)} ({source}): {'; '.join(skipped)}")
+
+
+def reset_choices() -> None:
+    """Forget every choice (tests that change FORGE_KERNELS* or TRITON_INTERPRET)."""
+    choose.cache_clear()
+    _KERNELS.clear()
 
 
 def providers(device_type: str = "cpu") -> dict[str, Choice]:
@@ -104,7 +121,7 @@ def reshape_and_cache(key_cache: torch.Tensor, value_cache: torch.Tensor, key: t
                       value: torch.Tensor, slot_mapping: torch.Tensor) -> None:
     """Write key/value [num_tokens, num_kv_heads, head_size] into the caches
     [num_blocks, num_kv_heads, block_size, head_size] at slot_mapping (int64, < 0 skips)."""
-    choose("reshape_and_cache", key.device.type).fn(key_cache, value_cache, key, value,
+    _kernel("reshape_and_cache", key.device.type)(key_cache, value_cache, key, value,
                                                     slot_mapping)
 
 
@@ -113,7 +130,7 @@ def paged_attention(out: torch.Tensor, query: torch.Tensor, key_cache: torch.Ten
                     seq_lens: torch.Tensor, block_table: torch.Tensor, scale: float,
                     sliding_window: int = -1, softcap: float = 0.0) -> None:
     """Causal varlen paged attention; see vllm_forge.ops.reference.paged_attention."""
-    choose("paged_attention", query.device.type).fn(out, query, key_cache, value_cache,
+    _kernel("paged_attention", query.device.type)(out, query, key_cache, value_cache,
                                                     query_start_loc, seq_lens, block_table,
                                                     scale, sliding_window, softcap)
 
@@ -121,45 +138,45 @@ def paged_attention(out: torch.Tensor, query: torch.Tensor, key_cache: torch.Ten
 def rms_norm(out: torch.Tensor, input: torch.Tensor, weight: torch.Tensor | None,
              epsilon: float) -> None:
     """out [..., hidden] = input / rms(input) * weight [hidden]."""
-    choose("rms_norm", input.device.type).fn(out, input, weight, epsilon)
+    _kernel("rms_norm", input.device.type)(out, input, weight, epsilon)
 
 
 def fused_add_rms_norm(input: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor | None,
                        epsilon: float) -> None:
     """In place: residual += input; input = rms_norm(residual) * weight."""
-    choose("fused_add_rms_norm", input.device.type).fn(input, residual, weight, epsilon)
+    _kernel("fused_add_rms_norm", input.device.type)(input, residual, weight, epsilon)
 
 
 def silu_and_mul(out: torch.Tensor, input: torch.Tensor) -> None:
     """out [..., d] = silu(input[..., :d]) * input[..., d:]."""
-    choose("silu_and_mul", input.device.type).fn(out, input)
+    _kernel("silu_and_mul", input.device.type)(out, input)
 
 
 def gelu_and_mul(out: torch.Tensor, input: torch.Tensor, approximate: str = "none") -> None:
     """out [..., d] = gelu(input[..., :d]) * input[..., d:]; approximate 'none' | 'tanh'."""
-    choose("gelu_and_mul", input.device.type).fn(out, input, approximate)
+    _kernel("gelu_and_mul", input.device.type)(out, input, approximate)
 
 
 def rotary_embedding(positions: torch.Tensor, query: torch.Tensor, key: torch.Tensor | None,
                      head_size: int, cos_sin_cache: torch.Tensor, is_neox: bool) -> None:
     """Rotate query (and key) in place; see vllm_forge.ops.reference.rotary_embedding."""
-    choose("rotary_embedding", query.device.type).fn(positions, query, key, head_size,
+    _kernel("rotary_embedding", query.device.type)(positions, query, key, head_size,
                                                      cos_sin_cache, is_neox)
 
 
 def softmax(out: torch.Tensor, input: torch.Tensor, temperature: torch.Tensor | None = None) -> None:
     """out [rows, cols] = softmax(input / temperature[rows, None])."""
-    choose("softmax", input.device.type).fn(out, input, temperature)
+    _kernel("softmax", input.device.type)(out, input, temperature)
 
 
 def log_softmax(out: torch.Tensor, input: torch.Tensor,
                 temperature: torch.Tensor | None = None) -> None:
     """out [rows, cols] = log_softmax(input / temperature[rows, None])."""
-    choose("log_softmax", input.device.type).fn(out, input, temperature)
+    _kernel("log_softmax", input.device.type)(out, input, temperature)
 
 
 def topk_softmax(topk_weights: torch.Tensor, topk_ids: torch.Tensor, gating_output: torch.Tensor,
                  renormalize: bool = False) -> None:
     """MoE routing: top-k of softmax(gating_output) into topk_weights / topk_ids [rows, k]."""
-    choose("topk_softmax", gating_output.device.type).fn(topk_weights, topk_ids, gating_output,
+    _kernel("topk_softmax", gating_output.device.type)(topk_weights, topk_ids, gating_output,
                                                          renormalize)

@@ -40,6 +40,10 @@ class ForgeCpuPlatform(CpuPlatform):
         status = extension.load()
         if not status.loaded:  # register() checked this; only a broken install gets here
             raise RuntimeError(f"vllm-forge: {status.reason}")
+        from vllm_forge import ops
+
+        # Also where a bad FORGE_KERNELS* value fails, at start-up, with the valid ones.
+        logger.info(ops.summary("cpu"))
 
     @classmethod
     def import_ir_kernels(cls) -> None:
