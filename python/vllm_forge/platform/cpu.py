@@ -4,71 +4,19 @@ It keeps CpuPlatform's enum (PlatformEnum.CPU): with OOT, vLLM would switch off 
 is_cpu() path (thread binding, CPU GEMM dispatch, clean shutdown).
 """
 
-import logging
-
 from vllm.platforms.cpu import CpuPlatform
 
 from vllm_forge.attention import registration
-
-logger = logging.getLogger("vllm.forge.platform")
+from vllm_forge.platform.hooks import ForgePlatformHooks
 
 # Importing the platform happens in every vLLM process, before any config is parsed:
 # the right moment to make FORGE_ATTN a member of AttentionBackendEnum.
 registration.register_attention_backend()
 
-
-# Layers whose CustomOp replacement we enable by default, also in compiled mode (where
-# vLLM would otherwise trace their torch code); "-<name>" in custom_ops still wins.
-FORGE_CUSTOM_OPS = ("silu_and_mul", "gelu_and_mul", "rotary_embedding")
 CPU_WORKER = "vllm.v1.worker.cpu_worker.CPUWorker"
 FORGE_WORKER = "vllm_forge.worker.ForgeCpuWorker"
 
 
-class ForgeCpuPlatform(CpuPlatform):
-    @classmethod
-    def get_attn_backend_cls(cls, selected_backend, attn_selector_config, num_heads=None) -> str:
-        path = registration.select_attention_backend(selected_backend, attn_selector_config)
-        if path is not None:
-            return path
-        return super().get_attn_backend_cls(selected_backend, attn_selector_config, num_heads)
-
-    @classmethod
-    def import_kernels(cls) -> None:
-        super().import_kernels()
-        from vllm_forge import extension
-
-        status = extension.load()
-        if not status.loaded:  # register() checked this; only a broken install gets here
-            raise RuntimeError(f"vllm-forge: {status.reason}")
-        from vllm_forge import ops
-
-        # Also where a bad FORGE_KERNELS* value fails, at start-up, with the valid ones.
-        logger.info(ops.summary("cpu"))
-
-    @classmethod
-    def import_ir_kernels(cls) -> None:
-        super().import_ir_kernels()
-        from vllm_forge.layers import register_ir_providers
-
-        register_ir_providers()
-
-    @classmethod
-    def get_default_ir_op_priority(cls, vllm_config):
-        from vllm_forge.layers import FORGE_PROVIDER
-
-        priority = super().get_default_ir_op_priority(vllm_config)
-        for op in ("rms_norm", "fused_add_rms_norm"):
-            setattr(priority, op, [FORGE_PROVIDER] + [p for p in getattr(priority, op)
-                                                      if p != FORGE_PROVIDER])
-        return priority
-
-    @classmethod
-    def check_and_update_config(cls, vllm_config) -> None:
-        super().check_and_update_config(vllm_config)
-        parallel_config = vllm_config.parallel_config
-        if parallel_config.worker_cls in ("auto", CPU_WORKER):
-            parallel_config.worker_cls = FORGE_WORKER
-        custom_ops = vllm_config.compilation_config.custom_ops
-        for name in FORGE_CUSTOM_OPS:
-            if f"-{name}" not in custom_ops and f"+{name}" not in custom_ops:
-                custom_ops.append(f"+{name}")
+class ForgeCpuPlatform(ForgePlatformHooks, CpuPlatform):
+    VLLM_WORKER = CPU_WORKER
+    FORGE_WORKER = FORGE_WORKER

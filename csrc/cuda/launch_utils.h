@@ -1,0 +1,38 @@
+// What every CUDA launcher does around prepare_<op>: check the op's main tensor is a
+// CUDA tensor, guard its device, run on torch's current stream, map the dtype, and turn
+// a failed launch into an error naming the op.
+#pragma once
+
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/types.h>
+
+#include "cuda/kernels/launch.h"
+
+namespace forge::cuda {
+
+inline DType dtype_of(const char* op, at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return DType::kFloat32;
+    case at::kBFloat16: return DType::kBFloat16;
+    case at::kHalf: return DType::kFloat16;
+    default:
+      TORCH_CHECK(false, op, ": unsupported dtype ", t, "; supported: float32, bfloat16, float16");
+  }
+}
+
+inline cudaStream_t current_stream(const at::Tensor& t) {
+  return c10::cuda::getCurrentCUDAStream(t.device().index()).stream();
+}
+
+}  // namespace forge::cuda
+
+#define FORGE_CHECK_CUDA_TENSOR(op, t) \
+  TORCH_CHECK((t).is_cuda(), op, ": " #t " must be a CUDA tensor, got ", (t).device())
+
+#define FORGE_CHECK_LAUNCH(op, status)                                       \
+  do {                                                                       \
+    const cudaError_t forge_status_ = (status);                              \
+    TORCH_CHECK(forge_status_ == cudaSuccess, op, ": CUDA kernel launch failed: ", \
+                cudaGetErrorString(forge_status_));                          \
+  } while (0)

@@ -1,0 +1,74 @@
+// CUDA launcher for paged_attention (kernels: cuda/kernels/paged_attention.cu): picks
+// the rows per work item and the KV splits, and allocates the split scratch on the
+// current stream through torch's caching allocator (CUDA-graph safe).
+#include <torch/library.h>
+
+#include "common/call_counter.h"
+#include "cuda/launch_utils.h"
+#include "launch/prepare.h"
+#include "ops.h"
+
+namespace forge {
+namespace {
+
+constexpr int kMaxSplits = 16;
+constexpr int kBlocksPerSm = 2;  // split until about this many blocks per SM
+
+int device_attribute(cudaDeviceAttr attr, int device) {
+  int value = 0;
+  FORGE_CHECK_LAUNCH("paged_attention", cudaDeviceGetAttribute(&value, attr, device));
+  return value;
+}
+
+// Only pure decode batches split: there, batch x KV heads may be far below the SM count.
+int choose_splits(int num_tokens, int num_seqs, int num_kv_heads, int sms) {
+  if (num_tokens != num_seqs) return 1;
+  const int items = num_seqs * num_kv_heads;
+  int splits = 1;
+  while (splits < kMaxSplits && items * splits < kBlocksPerSm * sms) splits *= 2;
+  return splits;
+}
+
+}  // namespace
+
+void paged_attention_cuda(at::Tensor& out, const at::Tensor& query, const at::Tensor& key_cache,
+                          const at::Tensor& value_cache, const at::Tensor& query_start_loc,
+                          const at::Tensor& seq_lens, const at::Tensor& block_table, double scale,
+                          int64_t sliding_window, double softcap) {
+  constexpr const char* kOp = "paged_attention";
+  FORGE_CHECK_CUDA_TENSOR(kOp, query);
+  const auto args = prepare_paged_attention(out, query, key_cache, value_cache, query_start_loc,
+                                            seq_lens, block_table, scale, sliding_window, softcap);
+  if (!args) return;
+  const c10::cuda::CUDAGuard guard(query.device());
+  const int device = query.device().index();
+  const auto dtype = cuda::dtype_of(kOp, query.scalar_type());
+  const int num_tokens = static_cast<int>(query.size(0));
+  const int group = args->num_heads / args->num_kv_heads;
+  const int block_q = cuda::attention_block_q(num_tokens, args->num_seqs, group);
+  const size_t smem = cuda::attention_smem_bytes(dtype, block_q, group, args->head_size);
+  const int smem_limit = device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
+  TORCH_CHECK(smem <= static_cast<size_t>(smem_limit), kOp, ": ", group,
+              " query heads per KV head with head_size ", args->head_size, " need ", smem,
+              " bytes of shared memory per block; this GPU allows ", smem_limit);
+
+  cuda::AttentionSplits splits;
+  splits.num_splits = choose_splits(num_tokens, args->num_seqs, args->num_kv_heads,
+                                    device_attribute(cudaDevAttrMultiProcessorCount, device));
+  at::Tensor partial_out, partial_stats;
+  if (splits.num_splits > 1) {
+    const auto f32 = query.options().dtype(at::kFloat);
+    partial_out = at::empty({splits.num_splits, num_tokens, args->num_heads, args->head_size}, f32);
+    partial_stats = at::empty({splits.num_splits, num_tokens, args->num_heads, 2}, f32);
+    splits.partial_out = partial_out.data_ptr<float>();
+    splits.partial_stats = partial_stats.data_ptr<float>();
+  }
+  static CallCounter counter("paged_attention");
+  counter.add();
+  FORGE_CHECK_LAUNCH(kOp, cuda::paged_attention(dtype, *args, num_tokens, block_q, splits,
+                                                cuda::current_stream(query)));
+}
+
+TORCH_LIBRARY_IMPL(vllm_forge, CUDA, m) { m.impl("paged_attention", &paged_attention_cuda); }
+
+}  // namespace forge

@@ -1,0 +1,22 @@
+"""ForgeCudaPlatform: vLLM's CUDA platform with our kernels.
+
+Imported only when register() chose it (a CUDA device is present and our CUDA kernels
+are built): vllm.platforms.cuda needs vLLM's CUDA build. It keeps CudaPlatform's enum
+(PlatformEnum.CUDA) for the same reason the CPU platform keeps CPU: vLLM's is_cuda()
+paths (graphs, NCCL, memory profiling) must stay on.
+"""
+
+from vllm.platforms.cuda import CudaPlatform
+
+from vllm_forge.attention import registration
+from vllm_forge.platform.hooks import ForgePlatformHooks
+
+registration.register_attention_backend()
+
+GPU_WORKER = "vllm.v1.worker.gpu_worker.Worker"
+FORGE_WORKER = "vllm_forge.gpu_worker.ForgeGpuWorker"
+
+
+class ForgeCudaPlatform(ForgePlatformHooks, CudaPlatform):
+    VLLM_WORKER = GPU_WORKER
+    FORGE_WORKER = FORGE_WORKER
