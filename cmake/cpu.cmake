@@ -2,7 +2,8 @@
 # soname, already loaded by torch), so our threads and torch's share one runtime and
 # obey torch.set_num_threads, which vLLM's CPU worker uses to bind threads.
 
-# Launchers: torch glue, compiled once for the baseline target.
+# Launchers: the CPU half of the torch glue (checks and Args: csrc/launch/, listed in
+# CMakeLists.txt), compiled once for the baseline target.
 set(FORGE_CPU_SOURCES
   csrc/cpu/activation.cpp
   csrc/cpu/paged_attention.cpp

@@ -1,6 +1,7 @@
-// Argument checks for launchers. Every message names the op, the argument and the
-// offending value, so a user can tell what to fix without reading our source. `op` may
-// be a literal or a runtime const char* (launchers shared by several ops pass theirs).
+// Argument checks for the prepare functions (csrc/launch/) and device launchers. Every
+// message names the op, the argument and the offending value, so a user can tell what to
+// fix without reading our source. `op` may be a literal or a runtime const char* (checks
+// shared by several ops pass theirs).
 #pragma once
 
 #include <torch/types.h>
@@ -37,6 +38,12 @@ inline std::string shape_string(const at::Tensor& t) {
 #define FORGE_CHECK_DEVICE(op, t, dev)                                                \
   TORCH_CHECK((t).device() == (dev), op, ": " #t " must be on ", (dev), ", got ", \
               (t).device())
+
+// Every tensor of an op lives on the device of its main tensor (query, key, input...);
+// the device launcher checks that one is its own.
+#define FORGE_CHECK_SAME_DEVICE(op, t, ref)                                                  \
+  TORCH_CHECK((t).device() == (ref).device(), op, ": " #t " must be on the device of " #ref \
+              " (", (ref).device(), "), got ", (t).device())
 
 #define FORGE_CHECK_LAST_DIM_CONTIGUOUS(op, t)                                   \
   TORCH_CHECK((t).size(-1) <= 1 || (t).stride(-1) == 1,                         \

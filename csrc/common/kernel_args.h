@@ -1,12 +1,15 @@
-// Arguments of every CPU kernel: raw pointers, sizes and strides (in elements), no torch.
-// Launchers (csrc/cpu/<op>.cpp) fill them; kernels (csrc/cpu/kernels/<op>.h) read them.
+// Arguments of every kernel (CPU and CUDA): raw pointers, sizes and strides (in elements),
+// no torch. csrc/launch/<op>.cpp checks the tensors and fills them, for every device;
+// kernels (csrc/cpu/kernels/<op>.h, later csrc/cuda/) read them. The values behind the
+// metadata pointers (query_start_loc, seq_lens, block_table, slot_mapping, positions,
+// temperature) are checked only for CPU tensors: reading GPU ones would cost a sync.
 #pragma once
 
 #include <cstdint>
 
 #include "common/row_layout.h"
 
-namespace forge::cpu {
+namespace forge {
 
 struct PagedAttentionArgs {
   void* out;                  // [num_tokens, num_heads, head_size]
@@ -85,7 +88,7 @@ struct GatedActivationArgs {
 };
 
 struct RotaryArgs {
-  const int64_t* positions;  // [num_tokens], validated in [0, max_position)
+  const int64_t* positions;  // [num_tokens], in [0, max_position)
   void* query;               // [num_tokens, num_heads, head_size] (strided)
   int64_t q_stride_token;
   int64_t q_stride_head;
@@ -123,4 +126,4 @@ struct TopkSoftmaxArgs {
   bool renormalize;
 };
 
-}  // namespace forge::cpu
+}  // namespace forge

@@ -1,168 +1,31 @@
-// CPU launcher for paged_attention: validates every argument (dtypes, shapes,
-// strides, and the contents of the metadata against the cache), then runs the
-// torch-free kernel in csrc/cpu/kernels/paged_attention.h.
+// CPU launcher for paged_attention (checks: launch/paged_attention.cpp, kernel:
+// cpu/kernels/paged_attention.h).
 #include <torch/library.h>
 
 #include "common/call_counter.h"
 #include "common/checks.h"
 #include "common/dispatch.h"
 #include "cpu/kernels/kernel_table.h"
+#include "launch/prepare.h"
 #include "ops.h"
 
 namespace forge {
-namespace {
-
-constexpr const char* kOp = "paged_attention";
-
-// The metadata is read on the host; a bad index must be an error, not a wild read.
-void check_metadata(const at::Tensor& query_start_loc, const at::Tensor& seq_lens,
-                    const at::Tensor& block_table, int64_t num_tokens, int64_t block_size,
-                    int64_t num_blocks) {
-  const int64_t num_seqs = seq_lens.size(0);
-  const int32_t* qsl = query_start_loc.data_ptr<int32_t>();
-  const int32_t* lens = seq_lens.data_ptr<int32_t>();
-  const int32_t* table = block_table.data_ptr<int32_t>();
-  const int64_t table_stride = block_table.stride(0);
-  const int64_t max_blocks = block_table.size(1);
-
-  TORCH_CHECK(qsl[0] == 0, kOp, ": query_start_loc[0] must be 0, got ", qsl[0]);
-  TORCH_CHECK(qsl[num_seqs] == num_tokens, kOp, ": query_start_loc[", num_seqs,
-              "] must equal the number of query tokens (", num_tokens, "), got ",
-              qsl[num_seqs]);
-  for (int64_t s = 0; s < num_seqs; ++s) {
-    const int64_t q_len = static_cast<int64_t>(qsl[s + 1]) - qsl[s];
-    TORCH_CHECK(q_len >= 0, kOp, ": query_start_loc must be non-decreasing, got ",
-                "query_start_loc[", s, "] = ", qsl[s], " > query_start_loc[", s + 1,
-                "] = ", qsl[s + 1]);
-    TORCH_CHECK(lens[s] >= q_len, kOp, ": seq_lens[", s, "] = ", lens[s],
-                " is shorter than the sequence's ", q_len,
-                " query tokens (seq_lens counts context plus new tokens)");
-    const int64_t used_blocks = (static_cast<int64_t>(lens[s]) + block_size - 1) / block_size;
-    TORCH_CHECK(used_blocks <= max_blocks, kOp, ": seq_lens[", s, "] = ", lens[s],
-                " needs ", used_blocks, " blocks of ", block_size,
-                " but block_table has only ", max_blocks, " columns");
-    for (int64_t b = 0; b < used_blocks; ++b) {
-      const int32_t id = table[s * table_stride + b];
-      TORCH_CHECK(id >= 0 && id < num_blocks, kOp, ": block_table[", s, "][", b, "] = ", id,
-                  " is out of range for a cache of ", num_blocks, " blocks");
-    }
-  }
-}
-
-}  // namespace
 
 void paged_attention_cpu(at::Tensor& out, const at::Tensor& query, const at::Tensor& key_cache,
                          const at::Tensor& value_cache, const at::Tensor& query_start_loc,
                          const at::Tensor& seq_lens, const at::Tensor& block_table,
                          double scale, int64_t sliding_window, double softcap) {
-  FORGE_CHECK_DIM("paged_attention", query, 3);
-  FORGE_CHECK_DIM("paged_attention", out, 3);
-  FORGE_CHECK_DIM("paged_attention", key_cache, 4);
-  FORGE_CHECK_DIM("paged_attention", value_cache, 4);
-  FORGE_CHECK_DIM("paged_attention", query_start_loc, 1);
-  FORGE_CHECK_DIM("paged_attention", seq_lens, 1);
-  FORGE_CHECK_DIM("paged_attention", block_table, 2);
-
-  const auto cpu = at::Device(at::kCPU);
-  FORGE_CHECK_DEVICE("paged_attention", out, cpu);
-  FORGE_CHECK_DEVICE("paged_attention", query, cpu);
-  FORGE_CHECK_DEVICE("paged_attention", key_cache, cpu);
-  FORGE_CHECK_DEVICE("paged_attention", value_cache, cpu);
-  FORGE_CHECK_DEVICE("paged_attention", query_start_loc, cpu);
-  FORGE_CHECK_DEVICE("paged_attention", seq_lens, cpu);
-  FORGE_CHECK_DEVICE("paged_attention", block_table, cpu);
-
-  FORGE_CHECK_SAME_DTYPE("paged_attention", out, query);
-  FORGE_CHECK_SAME_DTYPE("paged_attention", key_cache, query);
-  FORGE_CHECK_SAME_DTYPE("paged_attention", value_cache, query);
-  FORGE_CHECK_DTYPE("paged_attention", query_start_loc, at::kInt);
-  FORGE_CHECK_DTYPE("paged_attention", seq_lens, at::kInt);
-  FORGE_CHECK_DTYPE("paged_attention", block_table, at::kInt);
-
-  const int64_t num_tokens = query.size(0);
-  const int64_t num_heads = query.size(1);
-  const int64_t head_size = query.size(2);
-  const int64_t num_blocks = key_cache.size(0);
-  const int64_t num_kv_heads = key_cache.size(1);
-  const int64_t block_size = key_cache.size(2);
-  const int64_t num_seqs = seq_lens.size(0);
-
-  TORCH_CHECK(out.sizes() == query.sizes(), "paged_attention: out must have the shape of query ",
-              shape_string(query), ", got ", shape_string(out));
-  TORCH_CHECK(value_cache.sizes() == key_cache.sizes(),
-              "paged_attention: value_cache must have the shape of key_cache ",
-              shape_string(key_cache), ", got ", shape_string(value_cache));
-  FORGE_CHECK_SIZE("paged_attention", key_cache, 3, head_size);
-  TORCH_CHECK(head_size % 16 == 0 && head_size >= 32 && head_size <= 256,
-              "paged_attention: head_size (query.size(2)) must be a multiple of 16 in [32, 256], "
-              "got ", head_size);
-  TORCH_CHECK(num_kv_heads > 0 && num_heads % num_kv_heads == 0,
-              "paged_attention: the number of query heads (", num_heads,
-              ") must be a multiple of the number of KV heads (key_cache.size(1) = ",
-              num_kv_heads, ")");
-  TORCH_CHECK(block_size > 0 && block_size % 16 == 0,
-              "paged_attention: block size (key_cache.size(2)) must be a positive multiple of 16, "
-              "got ", block_size);
-  FORGE_CHECK_SIZE("paged_attention", query_start_loc, 0, num_seqs + 1);
-  FORGE_CHECK_SIZE("paged_attention", block_table, 0, num_seqs);
-
-  FORGE_CHECK_LAST_DIM_CONTIGUOUS("paged_attention", out);
-  FORGE_CHECK_LAST_DIM_CONTIGUOUS("paged_attention", query);
-  // Inside a (block, head): keys [head_size][block_size] (transposed), values
-  // [block_size][head_size]; the kernel streams both with 16-lane loads.
-  TORCH_CHECK(key_cache.stride(2) == 1 && key_cache.stride(3) == block_size,
-              "paged_attention: key_cache must store each block's keys transposed (strides [..., "
-              "..., 1, block_size = ", block_size, "], a transposed view of [num_blocks, "
-              "num_kv_heads, head_size, block_size]), got strides ", key_cache.strides());
-  TORCH_CHECK(value_cache.stride(3) == 1 && value_cache.stride(2) == head_size,
-              "paged_attention: value_cache must have contiguous [block_size, head_size] tiles "
-              "(strides [..., ..., ", head_size, ", 1]), got strides ", value_cache.strides());
-  FORGE_CHECK_CONTIGUOUS("paged_attention", query_start_loc);
-  FORGE_CHECK_CONTIGUOUS("paged_attention", seq_lens);
-  FORGE_CHECK_LAST_DIM_CONTIGUOUS("paged_attention", block_table);
-
-  TORCH_CHECK(std::isfinite(scale) && scale > 0, "paged_attention: scale must be finite and > 0, got ",
-              scale);
-  TORCH_CHECK(std::isfinite(softcap) && softcap >= 0,
-              "paged_attention: softcap must be finite and >= 0 (0 disables it), got ", softcap);
-  TORCH_CHECK(sliding_window == -1 || sliding_window > 0,
-              "paged_attention: sliding_window must be -1 (none) or > 0, got ", sliding_window);
-  TORCH_CHECK(sliding_window <= INT32_MAX, "paged_attention: sliding_window too large: ",
-              sliding_window);
-
-  check_metadata(query_start_loc, seq_lens, block_table, num_tokens, block_size, num_blocks);
-  if (num_tokens == 0) return;
-
-  cpu::PagedAttentionArgs args{};
-  args.out = out.data_ptr();
-  args.out_stride_token = out.stride(0);
-  args.out_stride_head = out.stride(1);
-  args.query = query.data_ptr();
-  args.q_stride_token = query.stride(0);
-  args.q_stride_head = query.stride(1);
-  args.key_cache = key_cache.data_ptr();
-  args.k_stride_block = key_cache.stride(0);
-  args.k_stride_head = key_cache.stride(1);
-  args.value_cache = value_cache.data_ptr();
-  args.v_stride_block = value_cache.stride(0);
-  args.v_stride_head = value_cache.stride(1);
-  args.query_start_loc = query_start_loc.data_ptr<int32_t>();
-  args.seq_lens = seq_lens.data_ptr<int32_t>();
-  args.block_table = block_table.data_ptr<int32_t>();
-  args.block_table_stride = block_table.stride(0);
-  args.num_seqs = static_cast<int>(num_seqs);
-  args.num_heads = static_cast<int>(num_heads);
-  args.num_kv_heads = static_cast<int>(num_kv_heads);
-  args.head_size = static_cast<int>(head_size);
-  args.block_size = static_cast<int>(block_size);
-  args.scale = static_cast<float>(scale);
-  args.sliding_window = static_cast<int>(sliding_window);
-  args.softcap = static_cast<float>(softcap);
-
-  static CallCounter counter(kOp);
+  // prepare puts every tensor on query's device (and validates the metadata there only
+  // when it is the CPU); the kernel reads them on the host.
+  FORGE_CHECK_CPU("paged_attention", query);
+  const std::optional<PagedAttentionArgs> args =
+      prepare_paged_attention(out, query, key_cache, value_cache, query_start_loc, seq_lens,
+                              block_table, scale, sliding_window, softcap);
+  if (!args) return;
+  static CallCounter counter("paged_attention");
   counter.add();
   FORGE_DISPATCH_FLOAT_TYPES("paged_attention", query.scalar_type(), scalar_t,
-                             [&] { cpu::kernels().of<scalar_t>().paged_attention(args); });
+                             [&] { cpu::kernels().of<scalar_t>().paged_attention(*args); });
 }
 
 TORCH_LIBRARY_IMPL(vllm_forge, CPU, m) { m.impl("paged_attention", &paged_attention_cpu); }

@@ -1,93 +1,27 @@
-// CPU launcher for reshape_and_cache: validates shapes, dtypes, strides and every
-// slot index, then runs the torch-free kernel in csrc/cpu/kernels/reshape_and_cache.h.
-// The caches may have any strides (paged_attention wants keys transposed per block).
+// CPU launcher for reshape_and_cache (checks: launch/reshape_and_cache.cpp, kernel:
+// cpu/kernels/reshape_and_cache.h). The kernel copies bytes, so one instance serves every
+// dtype: no dtype dispatch.
 #include <torch/library.h>
 
 #include "common/call_counter.h"
 #include "common/checks.h"
 #include "cpu/kernels/kernel_table.h"
+#include "launch/prepare.h"
 #include "ops.h"
 
 namespace forge {
 
 void reshape_and_cache_cpu(at::Tensor& key_cache, at::Tensor& value_cache, const at::Tensor& key,
                            const at::Tensor& value, const at::Tensor& slot_mapping) {
-  FORGE_CHECK_DIM("reshape_and_cache", key_cache, 4);
-  FORGE_CHECK_DIM("reshape_and_cache", value_cache, 4);
-  FORGE_CHECK_DIM("reshape_and_cache", key, 3);
-  FORGE_CHECK_DIM("reshape_and_cache", value, 3);
-  FORGE_CHECK_DIM("reshape_and_cache", slot_mapping, 1);
-
-  const auto cpu = at::Device(at::kCPU);
-  FORGE_CHECK_DEVICE("reshape_and_cache", key_cache, cpu);
-  FORGE_CHECK_DEVICE("reshape_and_cache", value_cache, cpu);
-  FORGE_CHECK_DEVICE("reshape_and_cache", key, cpu);
-  FORGE_CHECK_DEVICE("reshape_and_cache", value, cpu);
-  FORGE_CHECK_DEVICE("reshape_and_cache", slot_mapping, cpu);
-
-  TORCH_CHECK(key.scalar_type() == at::kFloat || key.scalar_type() == at::kBFloat16 ||
-                  key.scalar_type() == at::kHalf,
-              "reshape_and_cache: key must have dtype float32, bfloat16 or float16, got ",
-              key.scalar_type());
-  FORGE_CHECK_SAME_DTYPE("reshape_and_cache", value, key);
-  FORGE_CHECK_SAME_DTYPE("reshape_and_cache", key_cache, key);
-  FORGE_CHECK_SAME_DTYPE("reshape_and_cache", value_cache, key);
-  FORGE_CHECK_DTYPE("reshape_and_cache", slot_mapping, at::kLong);
-
-  const int64_t num_tokens = key.size(0);
-  const int64_t num_kv_heads = key.size(1);
-  const int64_t head_size = key.size(2);
-  const int64_t num_blocks = key_cache.size(0);
-  const int64_t block_size = key_cache.size(2);
-
-  TORCH_CHECK(value.sizes() == key.sizes(), "reshape_and_cache: value must have the shape of key ",
-              shape_string(key), ", got ", shape_string(value));
-  TORCH_CHECK(value_cache.sizes() == key_cache.sizes(),
-              "reshape_and_cache: value_cache must have the shape of key_cache ",
-              shape_string(key_cache), ", got ", shape_string(value_cache));
-  FORGE_CHECK_SIZE("reshape_and_cache", key_cache, 1, num_kv_heads);
-  FORGE_CHECK_SIZE("reshape_and_cache", key_cache, 3, head_size);
-  FORGE_CHECK_SIZE("reshape_and_cache", slot_mapping, 0, num_tokens);
-
-  FORGE_CHECK_LAST_DIM_CONTIGUOUS("reshape_and_cache", key);
-  FORGE_CHECK_LAST_DIM_CONTIGUOUS("reshape_and_cache", value);
-  FORGE_CHECK_CONTIGUOUS("reshape_and_cache", slot_mapping);
-
-  const int64_t* slots = slot_mapping.data_ptr<int64_t>();
-  const int64_t num_slots = num_blocks * block_size;
-  for (int64_t i = 0; i < num_tokens; ++i) {
-    TORCH_CHECK(slots[i] < num_slots, "reshape_and_cache: slot_mapping[", i, "] = ", slots[i],
-                " is out of range for a cache of ", num_blocks, " blocks of ", block_size,
-                " slots (negative slots are skipped)");
-  }
-  if (num_tokens == 0) return;
-
-  cpu::ReshapeAndCacheArgs args{};
-  args.key_cache = key_cache.data_ptr();
-  args.kc_stride_block = key_cache.stride(0);
-  args.kc_stride_head = key_cache.stride(1);
-  args.kc_stride_slot = key_cache.stride(2);
-  args.kc_stride_dim = key_cache.stride(3);
-  args.value_cache = value_cache.data_ptr();
-  args.vc_stride_block = value_cache.stride(0);
-  args.vc_stride_head = value_cache.stride(1);
-  args.vc_stride_slot = value_cache.stride(2);
-  args.vc_stride_dim = value_cache.stride(3);
-  args.key = key.data_ptr();
-  args.k_stride_token = key.stride(0);
-  args.k_stride_head = key.stride(1);
-  args.value = value.data_ptr();
-  args.v_stride_token = value.stride(0);
-  args.v_stride_head = value.stride(1);
-  args.slot_mapping = slots;
-  args.num_tokens = num_tokens;
-  args.num_kv_heads = static_cast<int>(num_kv_heads);
-  args.head_size = static_cast<int>(head_size);
-  args.block_size = static_cast<int>(block_size);
-  args.element_size = static_cast<int>(key.element_size());
+  // prepare puts every tensor on key's device (and validates the slots there only when it
+  // is the CPU); the kernel reads them on the host.
+  FORGE_CHECK_CPU("reshape_and_cache", key);
+  const std::optional<ReshapeAndCacheArgs> args =
+      prepare_reshape_and_cache(key_cache, value_cache, key, value, slot_mapping);
+  if (!args) return;
   static CallCounter counter("reshape_and_cache");
   counter.add();
-  cpu::kernels().reshape_and_cache(args);
+  cpu::kernels().reshape_and_cache(*args);
 }
 
 TORCH_LIBRARY_IMPL(vllm_forge, CPU, m) { m.impl("reshape_and_cache", &reshape_and_cache_cpu); }

@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-#include "cpu/kernels/args.h"
+#include "common/kernel_args.h"
 #include "cpu/kernels/convert.h"
 #include "cpu/kernels/vec_math.h"
 

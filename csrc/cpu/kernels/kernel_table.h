@@ -10,7 +10,7 @@
 #include <type_traits>
 
 #include "common/float_types.h"
-#include "cpu/kernels/args.h"
+#include "common/kernel_args.h"
 
 namespace forge::cpu {
 

@@ -26,7 +26,7 @@
 
 #include <omp.h>
 
-#include "cpu/kernels/args.h"
+#include "common/kernel_args.h"
 #include "cpu/kernels/convert.h"
 #include "cpu/kernels/simd.h"
 #include "cpu/kernels/vec_math.h"
@@ -384,7 +384,7 @@ void merge_splits(const PagedAttentionArgs& a, const WorkItem& w, int first_part
 }  // namespace detail
 
 // T: float, bf16 or fp16 (query, caches and output share it). Inputs must already be
-// validated (csrc/cpu/paged_attention.cpp): indices in range, q_len <= seq_len,
+// validated (csrc/launch/paged_attention.cpp): indices in range, q_len <= seq_len,
 // head_size and block_size multiples of 16, keys stored [head_size][block_size].
 template <typename T>
 void paged_attention_kernel(const PagedAttentionArgs& a) {

@@ -6,7 +6,7 @@
 // keys transposed within a block (see paged_attention.h).
 #pragma once
 
-#include "cpu/kernels/args.h"
+#include "common/kernel_args.h"
 
 #include <cstdint>
 #include <cstring>

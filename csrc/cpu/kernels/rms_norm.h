@@ -9,7 +9,7 @@
 #include <cstdint>
 #include <memory>
 
-#include "cpu/kernels/args.h"
+#include "common/kernel_args.h"
 #include "cpu/kernels/convert.h"
 #include "cpu/kernels/simd.h"
 

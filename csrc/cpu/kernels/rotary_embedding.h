@@ -8,7 +8,7 @@
 
 #include <cstdint>
 
-#include "cpu/kernels/args.h"
+#include "common/kernel_args.h"
 #include "cpu/kernels/convert.h"
 
 namespace forge::cpu::FORGE_ISA {
@@ -42,7 +42,7 @@ void rotary_embedding_kernel(const RotaryArgs& a) {
 #pragma omp parallel for schedule(static) if (a.num_tokens * a.num_heads > 256)
   for (int64_t t = 0; t < a.num_tokens; ++t) {
     // Cosines and sines converted once per token, shared by every head.
-    float cos[512], sin[512];  // rot_dim <= 1024 is checked by the launcher
+    float cos[512], sin[512];  // rot_dim <= 1024: prepare_rotary_embedding checks it
     const T* row = static_cast<const T*>(a.cos_sin_cache) + a.positions[t] * a.cache_stride;
     for (int i = 0; i < half; ++i) {
       cos[i] = to_float(row[i]);

@@ -9,7 +9,7 @@
 #include <cstdint>
 #include <limits>
 
-#include "cpu/kernels/args.h"
+#include "common/kernel_args.h"
 #include "cpu/kernels/convert.h"
 #include "cpu/kernels/vec_math.h"
 
