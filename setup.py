@@ -2,10 +2,14 @@
 
 Always build with --no-build-isolation (see README): the extension must be compiled
 against the torch that will import it. Environment:
-  FORGE_TARGET_DEVICE  cpu | cuda | auto (default auto)
+  FORGE_TARGET_DEVICE  cpu | cuda | auto (default auto: cuda when torch is a CUDA build
+                       and a toolkit is found)
+  FORGE_CUDA_ARCHS     compute capabilities for the CUDA kernels (default "8.0;9.0")
+  CUDA_HOME            the CUDA toolkit (default /usr/local/cuda); point it at the real
+                       folder, not at a wrapper script of nvcc
   MAX_JOBS             parallel compile jobs (default: CPU count, capped by memory)
-  FORGE_BUILD_DIR      CMake build folder (default build/cmake-<python tag>); reused
-                       between builds so that a rebuild only recompiles what changed.
+  FORGE_BUILD_DIR      CMake build folder (default build/cmake-<python tag>-<torch flavour>);
+                       reused between builds so that a rebuild only recompiles what changed.
 """
 
 import os
@@ -35,6 +39,21 @@ class CMakeExtension(Extension):
         super().__init__(name, sources=[], py_limited_api=True)
 
 
+def cuda_args(torch) -> list[str]:
+    """CMake arguments that find the CUDA toolkit, for a CUDA build of torch."""
+    if torch.version.cuda is None or os.environ.get("FORGE_TARGET_DEVICE") == "cpu":
+        return []
+    args = []
+    cuda_home = Path(os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH") or "/usr/local/cuda")
+    if (cuda_home / "bin" / "nvcc").exists():
+        nvcc = (cuda_home / "bin" / "nvcc").resolve()
+        args += [f"-DCMAKE_CUDA_COMPILER={nvcc}", f"-DCUDAToolkit_ROOT={cuda_home.resolve()}",
+                 f"-DCUDA_TOOLKIT_ROOT_DIR={cuda_home.resolve()}"]
+    if os.environ.get("FORGE_CUDA_ARCHS"):
+        args.append(f"-DFORGE_CUDA_ARCHS={os.environ['FORGE_CUDA_ARCHS']}")
+    return args
+
+
 def tool(name: str) -> str:
     """Prefer the tool installed beside this Python (pip's cmake and ninja are recent)."""
     local = Path(sys.executable).parent / name
@@ -46,9 +65,9 @@ class CMakeBuild(build_ext):
         import torch  # the torch we build against; must already be installed
 
         out_dir = Path(self.get_ext_fullpath(ext.name)).parent.resolve()
-        build_dir = Path(
-            os.environ.get("FORGE_BUILD_DIR", ROOT / "build" / f"cmake-py{sys.version_info[0]}{sys.version_info[1]}")
-        ).resolve()
+        flavour = f"cu{torch.version.cuda.replace('.', '')}" if torch.version.cuda else "cpu"
+        default_dir = ROOT / "build" / f"cmake-py{sys.version_info[0]}{sys.version_info[1]}-{flavour}"
+        build_dir = Path(os.environ.get("FORGE_BUILD_DIR", default_dir)).resolve()
         build_dir.mkdir(parents=True, exist_ok=True)
         jobs = os.environ.get("MAX_JOBS") or str(default_jobs())
         configure = [
@@ -61,6 +80,7 @@ class CMakeBuild(build_ext):
             f"-DPython_EXECUTABLE={sys.executable}",
             f"-DCMAKE_MAKE_PROGRAM={tool('ninja')}",
             f"-DFORGE_TARGET_DEVICE={os.environ.get('FORGE_TARGET_DEVICE', 'auto')}",
+            *cuda_args(torch),
         ]
         print(f"vllm-forge: building against torch {torch.__version__} with {jobs} jobs in {build_dir}")
         subprocess.run(configure, check=True)

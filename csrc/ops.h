@@ -63,4 +63,28 @@ void topk_softmax_cpu(at::Tensor& topk_weights,          // [rows, k] float32
                       const at::Tensor& gating_output,   // [rows, experts]
                       bool renormalize);
 
+// CUDA variants (csrc/cuda/<op>.cpp): the same arguments and shapes as above ---------
+
+void reshape_and_cache_cuda(at::Tensor& key_cache, at::Tensor& value_cache, const at::Tensor& key,
+                            const at::Tensor& value, const at::Tensor& slot_mapping);
+void paged_attention_cuda(at::Tensor& out, const at::Tensor& query, const at::Tensor& key_cache,
+                          const at::Tensor& value_cache, const at::Tensor& query_start_loc,
+                          const at::Tensor& seq_lens, const at::Tensor& block_table, double scale,
+                          int64_t sliding_window, double softcap);
+void rms_norm_cuda(at::Tensor& out, const at::Tensor& input,
+                   const std::optional<at::Tensor>& weight, double epsilon);
+void fused_add_rms_norm_cuda(at::Tensor& input, at::Tensor& residual,
+                             const std::optional<at::Tensor>& weight, double epsilon);
+void silu_and_mul_cuda(at::Tensor& out, const at::Tensor& input);
+void gelu_and_mul_cuda(at::Tensor& out, const at::Tensor& input, c10::string_view approximate);
+void rotary_embedding_cuda(const at::Tensor& positions, at::Tensor& query,
+                           const std::optional<at::Tensor>& key, int64_t head_size,
+                           const at::Tensor& cos_sin_cache, bool is_neox);
+void softmax_cuda(at::Tensor& out, const at::Tensor& input,
+                  const std::optional<at::Tensor>& temperature);
+void log_softmax_cuda(at::Tensor& out, const at::Tensor& input,
+                      const std::optional<at::Tensor>& temperature);
+void topk_softmax_cuda(at::Tensor& topk_weights, at::Tensor& topk_ids,
+                       const at::Tensor& gating_output, bool renormalize);
+
 }  // namespace forge

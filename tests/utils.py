@@ -1,4 +1,5 @@
-"""Shared test helpers: paged KV batches with poisoned unused slots, tolerances."""
+"""Shared test helpers: paged KV batches with poisoned unused slots, tolerances, and
+moving seeded CPU-built inputs to the device a test runs on."""
 
 from dataclasses import dataclass
 
@@ -19,6 +20,16 @@ DTYPES = [torch.float32, torch.bfloat16, torch.float16]
 UNUSED_BLOCK_ID = 2**30
 
 
+def on_default_device(t: torch.Tensor) -> torch.Tensor:
+    """t on the current default device (the test's device), with its strides kept: the
+    kernels must meet the same strided views there as on the CPU."""
+    device = torch.get_default_device()
+    if t.device == device:
+        return t
+    out = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=device)
+    return out.copy_(t)
+
+
 @dataclass
 class PagedBatch:
     query: torch.Tensor            # [num_tokens, num_heads, head_size], maybe strided
@@ -33,9 +44,19 @@ class PagedBatch:
                 self.seq_lens, self.block_table, scale, sliding_window, softcap)
 
 
-def make_paged_batch(seqs, *, num_heads, num_kv_heads, head_size, block_size, dtype,
-                     strided_query=False, poison=True, sliding_window=-1, seed=0,
-                     kv_layout="vllm") -> PagedBatch:
+def make_paged_batch(seqs, **kwargs) -> PagedBatch:
+    """See _make_paged_batch_on_cpu; built there (seeded CPU generator), then moved to the
+    default device with every stride kept."""
+    with torch.device("cpu"):
+        batch = _make_paged_batch_on_cpu(seqs, **kwargs)
+    return PagedBatch(*(on_default_device(t) for t in (
+        batch.query, batch.key_cache, batch.value_cache, batch.query_start_loc,
+        batch.seq_lens, batch.block_table)))
+
+
+def _make_paged_batch_on_cpu(seqs, *, num_heads, num_kv_heads, head_size, block_size, dtype,
+                             strided_query=False, poison=True, sliding_window=-1, seed=0,
+                             kv_layout="vllm") -> PagedBatch:
     """seqs: list of (q_len, seq_len). Blocks are scattered at random over a pool with
     spare blocks; every slot no sequence may read is NaN when `poison` is set (with a
     sliding window, that includes the slots before every query's window).

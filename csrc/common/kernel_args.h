@@ -18,12 +18,20 @@ struct PagedAttentionArgs {
   const void* query;          // [num_tokens, num_heads, head_size]
   int64_t q_stride_token;
   int64_t q_stride_head;
-  const void* key_cache;      // per (block, head): keys transposed, [head_size][block_size]
+  // The caches' logical [num_blocks, num_kv_heads, block_size, head_size] strides. The
+  // layout checked today (kv_layout.py): keys transposed per (block, head), slot stride 1
+  // and dim stride block_size; values row-major. The CPU kernel assumes it; the CUDA
+  // kernel reads all four strides.
+  const void* key_cache;
   int64_t k_stride_block;
   int64_t k_stride_head;
-  const void* value_cache;    // per (block, head): [block_size][head_size]
+  int64_t k_stride_slot;
+  int64_t k_stride_dim;
+  const void* value_cache;
   int64_t v_stride_block;
   int64_t v_stride_head;
+  int64_t v_stride_slot;
+  int64_t v_stride_dim;
   const int32_t* query_start_loc;  // [num_seqs + 1]
   const int32_t* seq_lens;         // [num_seqs]
   const int32_t* block_table;      // [num_seqs, max_blocks_per_seq]

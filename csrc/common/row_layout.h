@@ -5,6 +5,13 @@
 
 #include <cstdint>
 
+// Helpers that CUDA kernels call too.
+#if defined(__CUDACC__)
+#define FORGE_HOST_DEVICE __host__ __device__
+#else
+#define FORGE_HOST_DEVICE
+#endif
+
 namespace forge {
 
 struct RowLayout {
@@ -12,7 +19,7 @@ struct RowLayout {
   int64_t inner_stride = 0;  // elements between rows within an outer step
   int64_t outer_stride = 0;  // elements between outer steps
 
-  int64_t offset(int64_t r) const {
+  FORGE_HOST_DEVICE int64_t offset(int64_t r) const {
     return (r / inner_count) * outer_stride + (r % inner_count) * inner_stride;
   }
 };

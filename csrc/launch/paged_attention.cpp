@@ -138,9 +138,13 @@ std::optional<PagedAttentionArgs> prepare_paged_attention(
   args.key_cache = key_cache.data_ptr();
   args.k_stride_block = key_cache.stride(0);
   args.k_stride_head = key_cache.stride(1);
+  args.k_stride_slot = key_cache.stride(2);
+  args.k_stride_dim = key_cache.stride(3);
   args.value_cache = value_cache.data_ptr();
   args.v_stride_block = value_cache.stride(0);
   args.v_stride_head = value_cache.stride(1);
+  args.v_stride_slot = value_cache.stride(2);
+  args.v_stride_dim = value_cache.stride(3);
   args.query_start_loc = query_start_loc.data_ptr<int32_t>();
   args.seq_lens = seq_lens.data_ptr<int32_t>();
   args.block_table = block_table.data_ptr<int32_t>();

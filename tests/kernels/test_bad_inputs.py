@@ -6,6 +6,10 @@ import torch
 
 from tests.utils import make_paged_batch
 
+# The CPU launchers' messages (the main tensor must be on the CPU; value checks read CPU
+# memory). On CUDA the same prepare_* checks run, minus the value checks.
+pytestmark = pytest.mark.cpu_only
+
 paged_attention = torch.ops.vllm_forge.paged_attention.default
 reshape_and_cache = torch.ops.vllm_forge.reshape_and_cache.default
 CPU_ONLY = torch._C.DispatchKeySet("CPU")

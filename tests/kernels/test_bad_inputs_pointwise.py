@@ -6,6 +6,10 @@ import torch
 
 from tests.kernels.test_bad_inputs import CPU_ONLY, every_last_dim_other, set_item, with_, with_both
 
+# The CPU launchers' messages (the main tensor must be on the CPU; value checks read CPU
+# memory). On CUDA the same prepare_* checks run, minus the value checks.
+pytestmark = pytest.mark.cpu_only
+
 OPS = torch.ops.vllm_forge
 
 

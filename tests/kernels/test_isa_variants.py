@@ -11,6 +11,8 @@ import pytest
 
 from vllm_forge import extension
 
+pytestmark = pytest.mark.cpu_only
+
 HERE = Path(__file__).resolve().parent
 DEFAULT, RUNNABLE = extension.cpu_kernel_isa()
 OTHERS = [isa for isa in RUNNABLE.split(",") if isa and isa != DEFAULT]

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from tests.utils import DTYPES
+from tests.utils import DTYPES, on_default_device
 from vllm_forge.ops import reference
 
 op = torch.ops.vllm_forge.reshape_and_cache.default
@@ -11,6 +11,14 @@ op = torch.ops.vllm_forge.reshape_and_cache.default
 
 def make_inputs(num_tokens, num_kv_heads, head_size, block_size, num_blocks, dtype,
                 strided=False, pad_every=0, seed=0):
+    with torch.device("cpu"):  # seeded on the CPU, then moved to the test's device
+        made = _make_inputs_on_cpu(num_tokens, num_kv_heads, head_size, block_size, num_blocks,
+                                   dtype, strided, pad_every, seed)
+    return tuple(on_default_device(t) for t in made)
+
+
+def _make_inputs_on_cpu(num_tokens, num_kv_heads, head_size, block_size, num_blocks, dtype,
+                        strided, pad_every, seed):
     gen = torch.Generator().manual_seed(seed)
     if strided:  # key and value as slices of a packed qkv projection
         qkv = torch.randn(num_tokens, 3 * num_kv_heads * head_size, generator=gen).to(dtype)

@@ -1,0 +1,33 @@
+# CUDA kernels. The kernels are torch-free .cu files (csrc/cuda/kernels/): nvcc compiles
+# each in seconds, once per architecture in FORGE_CUDA_ARCHS. The launchers
+# (csrc/cuda/<op>.cpp) own the torch side (checks, device guard, stream) and are compiled
+# by the host compiler with the rest of the module.
+
+enable_language(CUDA)
+find_package(CUDAToolkit REQUIRED)
+
+set(FORGE_CUDA_SOURCES
+  csrc/cuda/activation.cpp
+  csrc/cuda/paged_attention.cpp
+  csrc/cuda/reshape_and_cache.cpp
+  csrc/cuda/rms_norm.cpp
+  csrc/cuda/rotary_embedding.cpp
+  csrc/cuda/softmax.cpp)
+
+add_library(forge_cuda_kernels OBJECT
+  csrc/cuda/kernels/activation.cu
+  csrc/cuda/kernels/paged_attention.cu
+  csrc/cuda/kernels/reshape_and_cache.cu
+  csrc/cuda/kernels/rms_norm.cu
+  csrc/cuda/kernels/rotary_embedding.cu
+  csrc/cuda/kernels/softmax.cu)
+target_include_directories(forge_cuda_kernels PRIVATE "${PROJECT_SOURCE_DIR}/csrc")
+# Real code for each listed architecture (sm_XX) plus PTX of the newest, so newer GPUs
+# can JIT it.
+set_target_properties(forge_cuda_kernels PROPERTIES
+  CUDA_ARCHITECTURES "${FORGE_CUDA_ARCH_LIST}"
+  CUDA_STANDARD 20
+  POSITION_INDEPENDENT_CODE ON)
+target_compile_options(forge_cuda_kernels PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-O3 --use_fast_math>)
+list(APPEND FORGE_CUDA_SOURCES $<TARGET_OBJECTS:forge_cuda_kernels>)
+set(FORGE_CUDA_LIBRARIES CUDA::cudart)
