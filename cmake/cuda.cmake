@@ -28,6 +28,8 @@ set_target_properties(forge_cuda_kernels PROPERTIES
   CUDA_ARCHITECTURES "${FORGE_CUDA_ARCH_LIST}"
   CUDA_STANDARD 20
   POSITION_INDEPENDENT_CODE ON)
-target_compile_options(forge_cuda_kernels PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-O3 --use_fast_math>)
+# No --use_fast_math: it turns tanhf into tanh.approx (rel. error ~5e-4), too coarse for
+# gelu-tanh and soft-cap; the kernels call __expf explicitly where speed matters.
+target_compile_options(forge_cuda_kernels PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-O3>)
 list(APPEND FORGE_CUDA_SOURCES $<TARGET_OBJECTS:forge_cuda_kernels>)
 set(FORGE_CUDA_LIBRARIES CUDA::cudart)

@@ -3,6 +3,9 @@
 // current stream through torch's caching allocator (CUDA-graph safe).
 #include <torch/library.h>
 
+#include <mutex>
+#include <unordered_map>
+
 #include "common/call_counter.h"
 #include "cuda/launch_utils.h"
 #include "launch/prepare.h"
@@ -14,10 +17,26 @@ namespace {
 constexpr int kMaxSplits = 16;
 constexpr int kBlocksPerSm = 2;  // split until about this many blocks per SM
 
-int device_attribute(cudaDeviceAttr attr, int device) {
-  int value = 0;
-  FORGE_CHECK_LAUNCH("paged_attention", cudaDeviceGetAttribute(&value, attr, device));
-  return value;
+// What the launcher asks of a device, read once per device (not on every call).
+struct DeviceLimits {
+  int sms = 0;
+  int smem_optin = 0;
+};
+
+const DeviceLimits& device_limits(int device) {
+  static std::mutex mutex;
+  static std::unordered_map<int, DeviceLimits> cache;
+  const std::lock_guard<std::mutex> lock(mutex);
+  auto it = cache.find(device);
+  if (it == cache.end()) {
+    DeviceLimits limits;
+    FORGE_CHECK_LAUNCH("paged_attention", cudaDeviceGetAttribute(
+        &limits.sms, cudaDevAttrMultiProcessorCount, device));
+    FORGE_CHECK_LAUNCH("paged_attention", cudaDeviceGetAttribute(
+        &limits.smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+    it = cache.emplace(device, limits).first;
+  }
+  return it->second;
 }
 
 // Only pure decode batches split: there, batch x KV heads may be far below the SM count.
@@ -47,14 +66,15 @@ void paged_attention_cuda(at::Tensor& out, const at::Tensor& query, const at::Te
   const int group = args->num_heads / args->num_kv_heads;
   const int block_q = cuda::attention_block_q(num_tokens, args->num_seqs, group);
   const size_t smem = cuda::attention_smem_bytes(dtype, block_q, group, args->head_size);
-  const int smem_limit = device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
+  const DeviceLimits& limits = device_limits(device);
+  const int smem_limit = limits.smem_optin;
   TORCH_CHECK(smem <= static_cast<size_t>(smem_limit), kOp, ": ", group,
               " query heads per KV head with head_size ", args->head_size, " need ", smem,
               " bytes of shared memory per block; this GPU allows ", smem_limit);
 
   cuda::AttentionSplits splits;
   splits.num_splits = choose_splits(num_tokens, args->num_seqs, args->num_kv_heads,
-                                    device_attribute(cudaDevAttrMultiProcessorCount, device));
+                                    limits.sms);
   at::Tensor partial_out, partial_stats;
   if (splits.num_splits > 1) {
     const auto f32 = query.options().dtype(at::kFloat);

@@ -97,6 +97,9 @@ std::optional<PagedAttentionArgs> prepare_paged_attention(
               "got ", block_size);
   FORGE_CHECK_SIZE(kOp, query_start_loc, 0, num_seqs + 1);
   FORGE_CHECK_SIZE(kOp, block_table, 0, num_seqs);
+  // A shape check, so it holds on every device: tokens need a sequence to belong to.
+  TORCH_CHECK(num_seqs > 0 || num_tokens == 0, "paged_attention: ", num_tokens,
+              " query tokens but no sequences (seq_lens is empty)");
 
   FORGE_CHECK_LAST_DIM_CONTIGUOUS(kOp, out);
   FORGE_CHECK_LAST_DIM_CONTIGUOUS(kOp, query);

@@ -27,6 +27,7 @@ namespace {
 
 constexpr int kThreads = 128;
 constexpr int kTile = 32;  // keys per tile: one per lane in the softmax step
+static_assert(kTile == kWarp, "the online-softmax step gives each lane one key of the tile");
 constexpr int kPrefillRows = 16;
 
 struct Item {
@@ -259,9 +260,19 @@ cudaError_t launch(const PagedAttentionArgs& a, int num_tokens, int block_q,
   const int group = a.num_heads / a.num_kv_heads;
   const size_t smem = Smem<T>::bytes(block_q * group, a.head_size);
   if (smem > 48 * 1024) {
-    const cudaError_t e = cudaFuncSetAttribute(
-        paged_attention_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-        static_cast<int>(smem));
+    // Raise the kernel's dynamic shared-memory limit once per device, to what it allows
+    // (the launcher checked that `smem` fits).
+    static int raised[64] = {};
+    int device = 0, limit = 0;
+    cudaError_t e = cudaGetDevice(&device);
+    if (e == cudaSuccess && device < 64 && !raised[device]) {
+      e = cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
+      if (e == cudaSuccess) {
+        e = cudaFuncSetAttribute(paged_attention_kernel<T>,
+                                 cudaFuncAttributeMaxDynamicSharedMemorySize, limit);
+      }
+      raised[device] = e == cudaSuccess;
+    }
     if (e != cudaSuccess) return e;
   }
   const dim3 grid(static_cast<unsigned>(num_tokens / block_q + a.num_seqs),

@@ -9,8 +9,13 @@ namespace {
 
 constexpr int kThreads = 512;
 
-// Combine two (max, sum of exp(x - max)) pairs.
+// Combine two (max, sum of exp(x - max)) pairs. A NaN anywhere makes the row NaN, as in
+// torch (fmaxf alone would drop it).
 __device__ __forceinline__ void merge(float& m, float& s, float m2, float s2) {
+  if (isnan(m) || isnan(m2)) {
+    m = s = NAN;
+    return;
+  }
   const float mm = fmaxf(m, m2);
   if (mm == -INFINITY) return;
   s = s * __expf(m - mm) + s2 * __expf(m2 - mm);
@@ -49,10 +54,10 @@ __global__ void softmax_kernel(SoftmaxArgs a) {
     const float s2 = __shfl_xor_sync(0xffffffffu, s, o);
     merge(m, s, m2, s2);
   }
-  const float log_sum = logf(s);
+  const float log_sum = logf(s), inv_sum = 1.f / s;
   for (int64_t c = threadIdx.x; c < a.cols; c += blockDim.x) {
     const float z = to_float(in[c]) * inv_t - m;
-    out[c] = from_float<T>(a.log ? z - log_sum : __expf(z) / s);
+    out[c] = from_float<T>(a.log ? z - log_sum : __expf(z) * inv_sum);
   }
 }
 
