@@ -11,6 +11,8 @@ set(FORGE_CPU_SOURCES
   csrc/cpu/rms_norm.cpp
   csrc/cpu/rotary_embedding.cpp
   csrc/cpu/softmax.cpp
+  csrc/cpu/shm_collectives.cpp
+  csrc/cpu/shm/shm_group.cpp
   csrc/cpu/kernels/isa_select.cpp)
 
 # -Wno-psabi: 64-byte vector arguments of inline kernel helpers never cross a TU boundary.

@@ -47,4 +47,18 @@ TORCH_LIBRARY(vllm_forge, m) {
   m.def(
       "topk_softmax(Tensor! topk_weights, Tensor! topk_ids, Tensor gating_output, "
       "bool renormalize) -> ()");
+
+  // Collectives among the local ranks of a group, over one POSIX shared-memory segment
+  // (csrc/cpu/shm_collectives.cpp). A group is made once (the returned handle names it);
+  // the segment /forge-<token>-<group> is unlinked as soon as every rank has mapped it.
+  m.def(
+      "shm_group_create(str group, int token, int rank, int world_size, int slot_bytes, "
+      "float timeout_s) -> int");
+  m.def("shm_group_destroy(int handle) -> ()");
+  // Sum over the ranks, in place; fp32 accumulation in rank order on every rank.
+  m.def("shm_all_reduce(int handle, Tensor! tensor) -> ()");
+  // out = the inputs of ranks 0, 1, ... one after the other.
+  m.def("shm_all_gather(int handle, Tensor! out, Tensor input) -> ()");
+  // out = this rank's chunk (out.numel() elements) of the sum of the inputs.
+  m.def("shm_reduce_scatter(int handle, Tensor! out, Tensor input) -> ()");
 }

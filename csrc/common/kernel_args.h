@@ -134,4 +134,11 @@ struct TopkSoftmaxArgs {
   bool renormalize;
 };
 
+struct SumArgs {
+  const void* const* srcs;  // num_srcs arrays of n elements, summed in this order
+  int num_srcs;
+  void* dst;                // n elements; may be one of srcs
+  int64_t n;
+};
+
 }  // namespace forge

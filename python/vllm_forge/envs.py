@@ -47,3 +47,27 @@ def kernel_order(op: str, known_ops: tuple[str, ...]) -> tuple[tuple[str, ...], 
             raise ValueError(f"{var}={value!r} lists a provider twice")
         return order, var
     return PROVIDERS, "default"
+
+# Shared-memory collectives: seconds a rank waits for the others before failing, the
+# bytes each rank moves per step, and "1" to use vLLM's own CPU communicator path instead.
+FORGE_SHM_TIMEOUT_S = "FORGE_SHM_TIMEOUT_S"
+FORGE_SHM_SLOT_BYTES = "FORGE_SHM_SLOT_BYTES"
+FORGE_SHM_DISABLE = "FORGE_SHM_DISABLE"
+
+
+def shm_timeout_s() -> float:
+    value = float(os.environ.get(FORGE_SHM_TIMEOUT_S, "300"))
+    if not value > 0:
+        raise ValueError(f"{FORGE_SHM_TIMEOUT_S} must be > 0 seconds, got {value}")
+    return value
+
+
+def shm_slot_bytes() -> int:
+    value = int(os.environ.get(FORGE_SHM_SLOT_BYTES, str(4 << 20)))
+    if value <= 0 or value % 64:
+        raise ValueError(f"{FORGE_SHM_SLOT_BYTES} must be a positive multiple of 64, got {value}")
+    return value
+
+
+def shm_disabled() -> bool:
+    return os.environ.get(FORGE_SHM_DISABLE, "0").strip().lower() in ("1", "true", "yes", "on")

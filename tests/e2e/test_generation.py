@@ -147,3 +147,19 @@ def test_python_providers_match_builtin_platform(models, builtin_runs, tmp_path,
     builtin = builtin_runs(models["llama"], "float32", True, **case)
     problems = compare(run, builtin, "float32")
     assert not problems, "\n".join(problems)
+
+
+def test_tensor_parallel_2_uses_our_all_reduce(models, builtin_runs, tmp_path):
+    """Two CPU workers: the same greedy tokens as one (fp32), with our shared-memory
+    all-reduce between them."""
+    # vLLM's automatic thread binding wants a NUMA node per rank; bind one core each.
+    run = generate(tmp_path, models["llama"], "float32", True, plugin=True,
+                   extra={"tensor_parallel_size": 2}, prompts=PROMPTS[:4], max_tokens=12,
+                   env={"VLLM_CPU_OMP_THREADS_BIND": "0|1"})
+    assert run["platform"] == "ForgeCpuPlatform"
+    native = run["counts"].get("native", {})
+    assert native.get("shm_all_reduce", 0) > 0, run["counts"]
+    assert native.get("paged_attention", 0) > 0, run["counts"]
+    builtin = builtin_runs(models["llama"], "float32", True, prompts=PROMPTS[:4], max_tokens=12)
+    problems = compare(run, builtin, "float32")
+    assert not problems, "\n".join(problems)

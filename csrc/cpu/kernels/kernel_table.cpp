@@ -8,6 +8,7 @@
 #include "cpu/kernels/rms_norm.h"
 #include "cpu/kernels/rotary_embedding.h"
 #include "cpu/kernels/softmax.h"
+#include "cpu/kernels/sum.h"
 
 #define FORGE_CONCAT_(a, b) a##b
 #define FORGE_CONCAT(a, b) FORGE_CONCAT_(a, b)
@@ -30,6 +31,7 @@ constexpr TypedKernels<T> typed() {
       &rotary_embedding_kernel<T>,
       &softmax_kernel<T>,
       &topk_softmax_kernel<T>,
+      &sum_kernel<T>,
   };
 }
 

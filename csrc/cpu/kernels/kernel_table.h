@@ -25,6 +25,7 @@ struct TypedKernels {
   void (*rotary_embedding)(const RotaryArgs&);
   void (*softmax)(const SoftmaxArgs&);
   void (*topk_softmax)(const TopkSoftmaxArgs&);
+  void (*sum)(const SumArgs&);
 };
 
 struct KernelTable {

@@ -53,3 +53,18 @@ def _log_softmax_fake(out, input, temperature) -> None:
 @torch.library.register_fake("vllm_forge::topk_softmax")
 def _topk_softmax_fake(topk_weights, topk_ids, gating_output, renormalize) -> None:
     return None
+
+
+@torch.library.register_fake("vllm_forge::shm_all_reduce")
+def _shm_all_reduce_fake(handle, tensor) -> None:
+    return None
+
+
+@torch.library.register_fake("vllm_forge::shm_all_gather")
+def _shm_all_gather_fake(handle, out, input) -> None:
+    return None
+
+
+@torch.library.register_fake("vllm_forge::shm_reduce_scatter")
+def _shm_reduce_scatter_fake(handle, out, input) -> None:
+    return None

@@ -20,3 +20,7 @@ FORGE_WORKER = "vllm_forge.worker.ForgeCpuWorker"
 class ForgeCpuPlatform(ForgePlatformHooks, CpuPlatform):
     VLLM_WORKER = CPU_WORKER
     FORGE_WORKER = FORGE_WORKER
+
+    @classmethod
+    def get_device_communicator_cls(cls) -> str:
+        return "vllm_forge.distributed.communicator.ForgeCpuCommunicator"

@@ -10,6 +10,7 @@ logger = logging.getLogger("vllm.forge.platform")
 # Layers whose CustomOp replacement we enable by default, also in compiled mode (where
 # vLLM would otherwise trace their torch code); "-<name>" in custom_ops still wins.
 FORGE_CUSTOM_OPS = ("silu_and_mul", "gelu_and_mul", "rotary_embedding")
+_logged: set[str] = set()
 
 
 class ForgePlatformHooks:
@@ -34,7 +35,10 @@ class ForgePlatformHooks:
         if not status.loaded:  # register() checked this; only a broken install gets here
             raise RuntimeError(f"vllm-forge: {status.reason}")
         # Also where a bad FORGE_KERNELS* value fails, at start-up, with the valid ones.
-        logger.info(ops.summary(cls.device_type))
+        summary = ops.summary(cls.device_type)
+        if summary not in _logged:  # vLLM imports kernels several times per process
+            _logged.add(summary)
+            logger.info(summary)
 
     @classmethod
     def import_ir_kernels(cls) -> None:

@@ -1,0 +1,1 @@
+"""Collectives: the shared-memory group (shm.py) and our vLLM communicators."""
