@@ -18,13 +18,17 @@ def main() -> int:
     elif "cuda" not in status.targets:
         problems.append(f"built without CUDA kernels: targets {status.targets}")
     else:
-        for op in ops.OPS:
-            for key in ("CUDA", "CPU"):
-                if not torch._C._dispatch_has_kernel_for_dispatch_key(f"vllm_forge::{op}", key):
-                    problems.append(f"vllm_forge::{op} has no {key} kernel")
+        wanted = [(op, key) for op in ops.OPS for key in ("CUDA", "CPU")]
+        wanted += [("ipc_all_reduce", "CUDA"), ("ipc_group_open", "CPU"),
+                   ("ipc_buffer_alloc", "CompositeExplicitAutograd"),
+                   ("shm_all_reduce", "CPU"), ("shm_group_create", "CompositeExplicitAutograd")]
+        for op, key in wanted:
+            if not torch._C._dispatch_has_kernel_for_dispatch_key(f"vllm_forge::{op}", key):
+                problems.append(f"vllm_forge::{op} has no {key} kernel")
     for p in problems:
         print("FAIL:", p)
-    print("CUDA build check:", "FAILED" if problems else f"ok, {len(ops.OPS)} ops on CUDA and CPU")
+    print("CUDA build check:", "FAILED" if problems else
+          f"ok, {len(ops.OPS)} ops on CUDA and CPU, collectives registered")
     return 1 if problems else 0
 
 

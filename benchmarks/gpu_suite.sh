@@ -35,6 +35,11 @@ timeout 300 $PY -m pytest -q -x tests/kernels tests/triton -k "(cuda or triton) 
   --junitxml="$OUT/tests.xml" > "$OUT/tests.log" 2>&1 || status=1
 tail -5 "$OUT/tests.log"
 
+step "CUDA IPC all-reduce: 2 rank processes on this GPU"
+timeout 180 $PY -m pytest -q tests/distributed/test_ipc_all_reduce.py -p no:cacheprovider \
+  > "$OUT/ipc.log" 2>&1 || status=1
+tail -3 "$OUT/ipc.log"
+
 for tool in memcheck racecheck; do
   step "compute-sanitizer $tool"
   timeout 120 compute-sanitizer --tool $tool --error-exitcode 9 $PY -m benchmarks.gpu.sanitize \

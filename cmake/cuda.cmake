@@ -8,6 +8,7 @@ find_package(CUDAToolkit REQUIRED)
 
 set(FORGE_CUDA_SOURCES
   csrc/cuda/activation.cpp
+  csrc/cuda/ipc_all_reduce.cpp
   csrc/cuda/paged_attention.cpp
   csrc/cuda/reshape_and_cache.cpp
   csrc/cuda/rms_norm.cpp
@@ -16,6 +17,7 @@ set(FORGE_CUDA_SOURCES
 
 add_library(forge_cuda_kernels OBJECT
   csrc/cuda/kernels/activation.cu
+  csrc/cuda/kernels/ipc_all_reduce.cu
   csrc/cuda/kernels/paged_attention.cu
   csrc/cuda/kernels/reshape_and_cache.cu
   csrc/cuda/kernels/rms_norm.cu

@@ -61,4 +61,15 @@ TORCH_LIBRARY(vllm_forge, m) {
   m.def("shm_all_gather(int handle, Tensor! out, Tensor input) -> ()");
   // out = this rank's chunk (out.numel() elements) of the sum of the inputs.
   m.def("shm_reduce_scatter(int handle, Tensor! out, Tensor input) -> ()");
+
+  // All-reduce among the GPUs of a node through CUDA IPC buffers (csrc/cuda/
+  // ipc_all_reduce.cpp; CUDA builds only). A rank allocates a buffer (id), shares its
+  // handle (64 bytes), opens the group with every rank's handle, then reduces: out = sum
+  // of every rank's input in rank order (fp32 accumulation); two_shot: reduce-scatter
+  // then all-gather, for larger tensors.
+  m.def("ipc_buffer_alloc(int data_bytes) -> int");
+  m.def("ipc_buffer_handle(int buffer) -> Tensor");
+  m.def("ipc_group_open(int buffer, Tensor handles, int rank) -> ()");
+  m.def("ipc_all_reduce(int buffer, Tensor! out, Tensor input, bool two_shot) -> ()");
+  m.def("ipc_buffer_free(int buffer) -> ()");
 }

@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 ALL_SCHEMAS = re.findall(r'm\.def\(\s*"(\w+)\(', (ROOT / "csrc" / "torch_bindings.cpp").read_text())
 # The collectives (shm_*) follow their own rules below: their reference is the sum over
 # ranks that the distributed tests compute.
-COLLECTIVES = [op for op in ALL_SCHEMAS if op.startswith("shm_")]
+COLLECTIVES = [op for op in ALL_SCHEMAS if op.startswith(("shm_", "ipc_"))]
+COLLECTIVE_TESTS = {"shm_": "test_shm_collectives.py", "ipc_": "test_ipc_all_reduce.py"}
 SCHEMA_OPS = [op for op in ALL_SCHEMAS if op not in COLLECTIVES]
 
 
@@ -30,7 +31,7 @@ def test_collective_has_everything(op):
     if any(a.type.kind() == "TensorType" for a in schema.arguments):
         entry = op_registry.find(f"vllm_forge::{op}")
         assert entry.fake_impl.kernel is not None, f"no register_fake for vllm_forge::{op}"
-    test_file = ROOT / "tests" / "distributed" / "test_shm_collectives.py"
+    test_file = ROOT / "tests" / "distributed" / COLLECTIVE_TESTS[op[:4]]
     assert op in test_file.read_text(), f"{test_file} must exercise {op}"
     assert (ROOT / "benchmarks" / "kernels" / "bench_all_reduce.py").exists()
 

@@ -81,3 +81,18 @@ def test_cuda_platform_picks_forge_attn(cuda_platform_module):
         attn_type="decoder")
     platform = cuda_platform_module.ForgeCudaPlatform
     assert platform.get_attn_backend_cls(None, config) == BACKEND_PATH
+
+
+def test_communicators_resolve(cuda_platform_module):
+    """Both platforms name a communicator class that imports and extends vLLM's."""
+    from vllm.distributed.device_communicators.cpu_communicator import CpuCommunicator
+    from vllm.distributed.device_communicators.cuda_communicator import CudaCommunicator
+    from vllm.utils.import_utils import resolve_obj_by_qualname
+
+    from vllm_forge.platform.cpu import ForgeCpuPlatform
+
+    cuda_cls = resolve_obj_by_qualname(
+        cuda_platform_module.ForgeCudaPlatform.get_device_communicator_cls())
+    cpu_cls = resolve_obj_by_qualname(ForgeCpuPlatform.get_device_communicator_cls())
+    assert issubclass(cuda_cls, CudaCommunicator) and cuda_cls.__name__ == "ForgeCudaCommunicator"
+    assert issubclass(cpu_cls, CpuCommunicator) and cpu_cls.__name__ == "ForgeCpuCommunicator"

@@ -68,3 +68,13 @@ def _shm_all_gather_fake(handle, out, input) -> None:
 @torch.library.register_fake("vllm_forge::shm_reduce_scatter")
 def _shm_reduce_scatter_fake(handle, out, input) -> None:
     return None
+
+
+@torch.library.register_fake("vllm_forge::ipc_all_reduce")
+def _ipc_all_reduce_fake(buffer, out, input, two_shot) -> None:
+    return None
+
+
+@torch.library.register_fake("vllm_forge::ipc_group_open")
+def _ipc_group_open_fake(buffer, handles, rank) -> None:
+    return None

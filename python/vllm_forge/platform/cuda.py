@@ -20,3 +20,7 @@ FORGE_WORKER = "vllm_forge.gpu_worker.ForgeGpuWorker"
 class ForgeCudaPlatform(ForgePlatformHooks, CudaPlatform):
     VLLM_WORKER = GPU_WORKER
     FORGE_WORKER = FORGE_WORKER
+
+    @classmethod
+    def get_device_communicator_cls(cls) -> str:
+        return "vllm_forge.distributed.cuda_communicator.ForgeCudaCommunicator"
