@@ -3,7 +3,7 @@ torch.ops.vllm_forge.shm_all_reduce) vs torch.distributed with gloo vs vLLM's ow
 shared-memory all-reduce (torch.ops._C.shm_allreduce), same tensors, same processes.
 
 Each rank runs one thread (the 2 ranks share the machine's cores). Reports latency
-(median per call, rank 0) and algorithm bandwidth (tensor bytes / time); CSV and PNG in
+(median per call over runs of back-to-back calls, rank 0) and algorithm bandwidth (tensor bytes / time); CSV and PNG in
 benchmarks/results/all_reduce.*
 
     python -m benchmarks.kernels.bench_all_reduce
@@ -23,21 +23,25 @@ SIZES = [1 << k for k in range(10, 27, 2)]  # 1 KB .. 64 MB
 WORLD = 2
 
 
-def timed(fn, barrier, min_time=0.2, max_iters=2000):
-    """Median seconds per call; every rank runs the same number of calls."""
+def timed(fn, barrier, inner, min_time=0.5, max_iters=2000):
+    """Median seconds per call over samples of `inner` back-to-back calls (as a model's
+    layers issue them: the ranks stay in step, so one rank's late start is not counted as
+    latency). Rank 0 alone decides when to stop and tells the others after every sample,
+    so every rank makes the same number of calls."""
     fn()
     barrier()
     times, start_all = [], time.perf_counter()
-    while len(times) < 5 or (time.perf_counter() - start_all < min_time and len(times) < max_iters):
+    while True:
         start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-        # Agree on stopping: rank 0 decides, the others follow.
-        flag = torch.tensor([1 if time.perf_counter() - start_all < min_time else 0])
+        for _ in range(inner):
+            fn()
+        times.append((time.perf_counter() - start) / inner)
+        more = len(times) < 5 or (time.perf_counter() - start_all < min_time
+                                  and len(times) < max_iters)
+        flag = torch.tensor([int(more)])
         torch.distributed.broadcast(flag, src=0)
-        if not flag.item() and len(times) >= 5:
-            break
-    return statistics.median(times)
+        if not flag.item():
+            return statistics.median(times)
 
 
 def rank_main(rank, port, queue):
@@ -50,10 +54,10 @@ def rank_main(rank, port, queue):
     assert extension.load().loaded
     token = [new_token()]
     torch.distributed.broadcast_object_list(token, src=0)
-    ours = ShmGroup("bench", token[0], rank, WORLD, 4 << 20, 60.0)
+    ours = ShmGroup("bench", token[0], rank, WORLD)  # FORGE_SHM_SLOT_BYTES, FORGE_SHM_TIMEOUT_S
     vllm = None
     if load_vllm_cpu_kernels() and hasattr(torch.ops._C, "init_shm_manager"):
-        name = f"forge-bench-vllm-{token[0]:x}"
+        name = f"vllm-bench-{token[0]:x}"
         vllm = torch.ops._C.init_shm_manager(name, WORLD, rank, 1)
         torch.distributed.barrier()
         torch.ops._C.join_shm_manager(vllm, name)
@@ -66,7 +70,7 @@ def rank_main(rank, port, queue):
         if vllm is not None:
             providers["vllm_shm"] = lambda: torch.ops._C.shm_allreduce(vllm, x)
         for name, fn in providers.items():
-            t = timed(fn, torch.distributed.barrier)
+            t = timed(fn, torch.distributed.barrier, inner=max(1, min(50, (1 << 20) // nbytes)))
             rows.append(dict(bytes=nbytes, provider=name, us=t * 1e6, gbs=nbytes / t / 1e9))
     ours.close()
     buffer = io.BytesIO()

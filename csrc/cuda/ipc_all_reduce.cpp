@@ -22,9 +22,12 @@ struct IpcBuffer {
   char* local = nullptr;
   cuda::IpcPeers peers{};
   std::vector<char*> opened;  // peers' buffers mapped here
-  uint32_t epoch = 0;
+  uint64_t epoch = 0;
   bool open = false;
 };
+
+// What ipc_buffer_handle returns: the CUDA handle, then the buffer's data_bytes.
+constexpr int64_t kHandleBytes = sizeof(cudaIpcMemHandle_t) + sizeof(int64_t);
 
 std::mutex registry_mutex;
 std::unordered_map<int64_t, std::shared_ptr<IpcBuffer>> registry;
@@ -60,11 +63,15 @@ at::Tensor ipc_buffer_handle(int64_t id) {
   const auto buffer = find("ipc_buffer_handle", id);
   cudaIpcMemHandle_t handle;
   FORGE_CHECK_LAUNCH("ipc_buffer_handle", cudaIpcGetMemHandle(&handle, buffer->local));
-  at::Tensor out = at::empty({static_cast<int64_t>(sizeof handle)}, at::kByte);
+  at::Tensor out = at::empty({kHandleBytes}, at::kByte);
   std::memcpy(out.data_ptr(), &handle, sizeof handle);
+  std::memcpy(static_cast<char*>(out.data_ptr()) + sizeof handle, &buffer->peers.data_bytes,
+              sizeof(int64_t));
   return out;
 }
 
+// handles: every rank's ipc_buffer_handle, which also carries its data_bytes: ranks
+// with different sizes would read past each other's buffers, so they are refused.
 void ipc_group_open(int64_t id, const at::Tensor& handles, int64_t rank) {
   constexpr const char* kOp = "ipc_group_open";
   const auto buffer = find(kOp, id);
@@ -74,9 +81,8 @@ void ipc_group_open(int64_t id, const at::Tensor& handles, int64_t rank) {
   FORGE_CHECK_DTYPE(kOp, handles, at::kByte);
   FORGE_CHECK_CONTIGUOUS(kOp, handles);
   const int64_t world = handles.size(0);
-  TORCH_CHECK(handles.size(1) == static_cast<int64_t>(sizeof(cudaIpcMemHandle_t)), kOp,
-              ": handles must be [world_size, ", sizeof(cudaIpcMemHandle_t), "], got ",
-              shape_string(handles));
+  TORCH_CHECK(handles.size(1) == kHandleBytes, kOp, ": handles must be [world_size, ",
+              kHandleBytes, "], got ", shape_string(handles));
   TORCH_CHECK(world >= 1 && world <= cuda::kIpcMaxRanks, kOp, ": world size must be in [1, ",
               cuda::kIpcMaxRanks, "], got ", world);
   TORCH_CHECK(rank >= 0 && rank < world, kOp, ": rank ", rank, " outside [0, ", world, ")");
@@ -87,7 +93,13 @@ void ipc_group_open(int64_t id, const at::Tensor& handles, int64_t rank) {
       continue;
     }
     cudaIpcMemHandle_t handle;
-    std::memcpy(&handle, handles[r].data_ptr(), sizeof handle);
+    int64_t their_bytes = 0;
+    const char* row = static_cast<const char*>(handles[r].data_ptr());
+    std::memcpy(&handle, row, sizeof handle);
+    std::memcpy(&their_bytes, row + sizeof handle, sizeof their_bytes);
+    TORCH_CHECK(their_bytes == buffer->peers.data_bytes, kOp, ": rank ", r, " has a ",
+                their_bytes, "-byte buffer, rank ", rank, " ", buffer->peers.data_bytes,
+                " (FORGE_IPC_MAX_BYTES must agree)");
     void* peer = nullptr;
     FORGE_CHECK_LAUNCH(kOp, cudaIpcOpenMemHandle(&peer, handle, cudaIpcMemLazyEnablePeerAccess));
     buffer->opened.push_back(static_cast<char*>(peer));
@@ -114,12 +126,16 @@ void ipc_all_reduce(int64_t id, at::Tensor& out, const at::Tensor& input, bool t
   const int64_t bytes = input.numel() * input.element_size();
   TORCH_CHECK(bytes % 16 == 0 && bytes <= buffer->peers.data_bytes, kOp, ": input must be a "
               "multiple of 16 bytes and at most ", buffer->peers.data_bytes, ", got ", bytes);
+  // 16-byte accesses: a misaligned one would kill the context and leave the peers spinning.
+  TORCH_CHECK(reinterpret_cast<uintptr_t>(input.data_ptr()) % 16 == 0 &&
+                  reinterpret_cast<uintptr_t>(out.data_ptr()) % 16 == 0,
+              kOp, ": input and out must be 16-byte aligned");
   if (bytes == 0) return;
   const c10::cuda::CUDAGuard guard(buffer->device);
   static CallCounter counter("ipc_all_reduce");
   counter.add();
   // Every rank makes the same calls in the same order, so the epochs agree.
-  const uint32_t epoch = ++buffer->epoch;
+  const uint64_t epoch = ++buffer->epoch;
   FORGE_CHECK_LAUNCH(kOp, cuda::ipc_all_reduce(cuda::dtype_of(kOp, input.scalar_type()),
                                                buffer->peers, input.data_ptr(), out.data_ptr(),
                                                bytes, epoch, two_shot, cuda::current_stream(input)));

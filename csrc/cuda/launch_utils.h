@@ -30,9 +30,14 @@ inline cudaStream_t current_stream(const at::Tensor& t) {
 #define FORGE_CHECK_CUDA_TENSOR(op, t) \
   TORCH_CHECK((t).is_cuda(), op, ": " #t " must be a CUDA tensor, got ", (t).device())
 
+// On failure the runtime's last error is cleared first: left set, it would be raised
+// again by the next, unrelated kernel launch (torch checks cudaGetLastError after each).
 #define FORGE_CHECK_LAUNCH(op, status)                                       \
   do {                                                                       \
     const cudaError_t forge_status_ = (status);                              \
-    TORCH_CHECK(forge_status_ == cudaSuccess, op, ": CUDA kernel launch failed: ", \
-                cudaGetErrorString(forge_status_));                          \
+    if (forge_status_ != cudaSuccess) {                                      \
+      (void)cudaGetLastError();                                              \
+      TORCH_CHECK(false, op, ": CUDA call failed: ",                         \
+                  cudaGetErrorString(forge_status_));                        \
+    }                                                                        \
   } while (0)

@@ -13,7 +13,7 @@ def run(rank, world, device, handle_queues, sizes, dtype, results):
         assert extension.load().loaded, extension.load().reason
         torch.cuda.set_device(device)
 
-        def exchange(mine: bytes) -> list[bytes]:
+        def exchange(mine):
             for r in range(world):
                 if r != rank:
                     handle_queues[r].put((rank, mine))
@@ -23,7 +23,8 @@ def run(rank, world, device, handle_queues, sizes, dtype, results):
                 got[r] = h
             return [got[r] for r in range(world)]
 
-        ipc = IpcAllReduce(rank, world, 8 << 20, exchange)
+        ipc, errors = IpcAllReduce.start(rank, world, 8 << 20, exchange)
+        assert ipc is not None, errors
         out = {}
         for numel in sizes:
             x = inputs(rank, numel, dtype, seed=numel).cuda()

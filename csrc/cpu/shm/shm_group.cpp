@@ -92,7 +92,8 @@ ShmGroup::ShmGroup(const std::string& group, uint64_t token, int rank, int world
   name_ = "/forge-" + std::string(token_hex) + "-" + sanitize(group);
   map_bytes_ = data_offset() + 2 * static_cast<size_t>(world_size) * slot_bytes;
 
-  const auto deadline = Clock::now() + std::chrono::duration<double>(timeout_s);
+  const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                            std::chrono::duration<double>(timeout_s));
   int fd = -1;
   if (rank == 0) {
     fd = shm_open(name_.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
@@ -135,6 +136,19 @@ ShmGroup::ShmGroup(const std::string& group, uint64_t token, int rank, int world
     if (rank == 0) shm_unlink(name_.c_str());
     throw ShmError("shm group: cannot map " + name_ + ": " + strerror(errno));
   }
+  try {
+    attach(token, deadline);
+  } catch (...) {  // the destructor does not run for a constructor that throws
+    munmap(map_, map_bytes_);
+    map_ = nullptr;
+    throw;
+  }
+}
+
+void ShmGroup::attach(uint64_t token, std::chrono::steady_clock::time_point deadline) {
+  const int rank = rank_, world_size = world_size_;
+  const int64_t slot_bytes = slot_bytes_;
+  const double timeout_s = timeout_s_;
   Header* h = header(map_);
   if (rank == 0) {
     h->token = token;
@@ -183,7 +197,7 @@ void ShmGroup::wait_all_published(uint64_t step, const char* what) {
   Header* h = header(map_);
   const auto start = Clock::now();
   auto next_check = start;
-  for (int spins = 0;; ++spins) {
+  for (int64_t spins = 0;; ++spins) {
     bool all = true;
     for (int r = 0; r < world_size_ && all; ++r) {
       all = h->ranks[r].published.load(std::memory_order_acquire) >= step;

@@ -19,6 +19,7 @@
 // in /dev/shm after the job, however it ends.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -67,6 +68,7 @@ class ShmGroup {
   }
 
  private:
+  void attach(uint64_t token, std::chrono::steady_clock::time_point deadline);
   char* begin_step();
   char* finish_step(const CallDesc& desc);
   void wait_all_published(uint64_t step, const char* what);

@@ -14,8 +14,10 @@ namespace forge::cuda {
 constexpr int kIpcMaxRanks = 8;
 constexpr int kIpcMaxBlocks = 64;
 
+// 64-bit flags: epoch * 4 + phase never wraps (a 32-bit one would after 2^30 calls, and
+// then every barrier would pass at once).
 struct IpcSignal {
-  uint32_t flags[kIpcMaxBlocks][kIpcMaxRanks];  // [block][from rank]
+  uint64_t flags[kIpcMaxBlocks][kIpcMaxRanks];  // [block][from rank]
 };
 
 constexpr int64_t kIpcDataOffset = (sizeof(IpcSignal) + 255) / 256 * 256;
@@ -28,8 +30,9 @@ struct IpcPeers {
 };
 
 // Sums `bytes` (a multiple of 16, at most data_bytes) of `input` over the ranks into `out`.
-// `epoch` must grow by one per call, identically on every rank.
+// `epoch` must grow by one per call, identically on every rank. input and out: 16-byte
+// aligned.
 cudaError_t ipc_all_reduce(DType dtype, const IpcPeers& peers, const void* input, void* out,
-                           int64_t bytes, uint32_t epoch, bool two_shot, cudaStream_t stream);
+                           int64_t bytes, uint64_t epoch, bool two_shot, cudaStream_t stream);
 
 }  // namespace forge::cuda

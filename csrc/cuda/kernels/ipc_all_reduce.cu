@@ -17,19 +17,19 @@
 namespace forge::cuda {
 namespace {
 
-__device__ __forceinline__ void store_release(uint32_t* p, uint32_t v) {
-  asm volatile("st.release.sys.global.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
+__device__ __forceinline__ void store_release(uint64_t* p, uint64_t v) {
+  asm volatile("st.release.sys.global.u64 [%0], %1;" ::"l"(p), "l"(v) : "memory");
 }
 
-__device__ __forceinline__ uint32_t load_acquire(const uint32_t* p) {
-  uint32_t v;
-  asm volatile("ld.acquire.sys.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+__device__ __forceinline__ uint64_t load_acquire(const uint64_t* p) {
+  uint64_t v;
+  asm volatile("ld.acquire.sys.global.u64 %0, [%1];" : "=l"(v) : "l"(p) : "memory");
   return v;
 }
 
 // Every thread's earlier global writes are visible to the peers once this returns on
 // every rank with the same `value`.
-__device__ void block_barrier(const IpcPeers& p, uint32_t value) {
+__device__ void block_barrier(const IpcPeers& p, uint64_t value) {
   __syncthreads();
   if (threadIdx.x < static_cast<unsigned>(p.world_size)) {
     __threadfence_system();
@@ -56,7 +56,7 @@ __device__ __forceinline__ Pack<T> sum_packs(const IpcPeers& p, int64_t offset_b
 
 template <typename T, bool TWO_SHOT>
 __global__ void ipc_all_reduce_kernel(IpcPeers p, const T* input, T* out, int64_t packs,
-                                      uint32_t epoch) {
+                                      uint64_t epoch) {
   constexpr int N = Pack<T>::kSize;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   const int64_t first = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -92,8 +92,11 @@ __global__ void ipc_all_reduce_kernel(IpcPeers p, const T* input, T* out, int64_
 }  // namespace
 
 cudaError_t ipc_all_reduce(DType dtype, const IpcPeers& peers, const void* input, void* out,
-                           int64_t bytes, uint32_t epoch, bool two_shot, cudaStream_t stream) {
-  if (bytes % 16 != 0 || bytes > peers.data_bytes) return cudaErrorInvalidValue;
+                           int64_t bytes, uint64_t epoch, bool two_shot, cudaStream_t stream) {
+  if (bytes % 16 != 0 || bytes > peers.data_bytes ||
+      reinterpret_cast<uintptr_t>(input) % 16 != 0 || reinterpret_cast<uintptr_t>(out) % 16 != 0) {
+    return cudaErrorInvalidValue;
+  }
   const int64_t packs = bytes / 16;
   const int threads = 512;
   int blocks = static_cast<int>(std::min<int64_t>(kIpcMaxBlocks, (packs + threads - 1) / threads));

@@ -45,7 +45,7 @@ class _ShmDistributed:
 class ForgeCpuCommunicator(CpuCommunicator):
     def __init__(self, cpu_group, device=None, device_group=None, unique_name: str = "",
                  use_all2all: bool = False) -> None:
-        super().__init__(cpu_group, device, device_group, unique_name, use_all2all)
+        super().__init__(cpu_group, device, device_group, unique_name, use_all2all=use_all2all)
         self.shm: ShmGroup | None = None
         if self.world_size > 1:
             self._start_shm(unique_name)
@@ -66,7 +66,7 @@ class ForgeCpuCommunicator(CpuCommunicator):
             try:
                 shm = ShmGroup(unique_name or "group", token[0], self.rank_in_group,
                                self.world_size)
-            except (RuntimeError, ValueError) as e:
+            except Exception as e:  # every rank must reach the agreement below
                 why = str(e)
         outcomes: list = [None] * self.world_size
         dist.all_gather_object(outcomes, why, group=self.cpu_group)
@@ -89,8 +89,8 @@ class ForgeCpuCommunicator(CpuCommunicator):
         if self.shm is None or input_.dtype not in REDUCIBLE:
             return super().reduce_scatter(input_, dim)
         dim = dim + input_.dim() if dim < 0 else dim
-        # Chunks along `dim` become the leading dimension, as the base class does.
-        x = input_.movedim(0, dim).contiguous()
+        # The chunks are taken along `dim`: move it to the front, and back afterwards.
+        x = input_.movedim(dim, 0).contiguous()
         if x.shape[0] % self.world_size:
             raise ValueError(f"reduce_scatter: size {x.shape[0]} of dim {dim} is not a multiple "
                              f"of the world size {self.world_size}")

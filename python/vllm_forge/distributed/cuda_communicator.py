@@ -19,8 +19,9 @@ FORGE_IPC_MAX_BYTES = "FORGE_IPC_MAX_BYTES"
 
 class ForgeCudaCommunicator(CudaCommunicator):
     def __init__(self, cpu_group, device=None, device_group=None, unique_name: str = "",
-                 use_all2all: bool = False) -> None:
-        super().__init__(cpu_group, device, device_group, unique_name, use_all2all)
+                 *args, **kwargs) -> None:
+        # CudaCommunicator's later parameters (global_ranks, ..., use_all2all) pass as given.
+        super().__init__(cpu_group, device, device_group, unique_name, *args, **kwargs)
         self.ipc: IpcAllReduce | None = None
         if self.world_size > 1:
             self._start_ipc(unique_name)
@@ -34,19 +35,12 @@ class ForgeCudaCommunicator(CudaCommunicator):
         if len(set(self._exchange(socket.gethostname()))) > 1:
             return
         max_bytes = int(os.environ.get(FORGE_IPC_MAX_BYTES, str(8 << 20)))
-        error = ""
-        try:
-            with torch.cuda.device(self.device):
-                ipc = IpcAllReduce(self.rank_in_group, self.world_size, max_bytes, self._exchange)
-        except RuntimeError as e:
-            ipc, error = None, str(e)
-        errors = [e for e in self._exchange(error) if e]
-        if errors:
-            if ipc is not None:
-                ipc.close()
-            logger.warning("vllm-forge IPC all-reduce off for group %s: %s", unique_name, errors[0])
-            return
-        self.ipc = ipc
+        with torch.cuda.device(self.device):
+            self.ipc, errors = IpcAllReduce.start(self.rank_in_group, self.world_size,
+                                                  max_bytes, self._exchange)
+        if errors and self.rank_in_group == 0:
+            logger.warning("vllm-forge IPC all-reduce off for group %s: %s", unique_name,
+                           "; ".join(errors))
 
     def all_reduce(self, input_: torch.Tensor) -> torch.Tensor:
         if self.ipc is not None and self.ipc.eligible(input_):
