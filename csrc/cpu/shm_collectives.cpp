@@ -8,6 +8,7 @@
 // timeout, ranks disagreeing on the call) is a RuntimeError naming what happened.
 #include <torch/library.h>
 
+#include <algorithm>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
@@ -54,6 +55,19 @@ void guarded(F&& body) {
   }
 }
 
+// Calls step(offset, count, index) for consecutive pieces of at most per_step of numel
+// elements; a call of zero elements still makes one (empty) step, so that the ranks meet
+// and compare their calls.
+template <typename F>
+void for_each_step(int64_t numel, int64_t per_step, F&& step) {
+  int64_t index = 0;
+  do {
+    const int64_t offset = index * per_step;
+    step(offset, std::min(per_step, numel - offset), index);
+    ++index;
+  } while (index * per_step < numel);
+}
+
 using SumFn = void (*)(const SumArgs&);
 
 SumFn sum_for(const char* op, at::ScalarType dtype) {
@@ -96,15 +110,13 @@ void shm_all_reduce(int64_t handle, at::Tensor& tensor) {
   char* data = static_cast<char*>(tensor.data_ptr());
   const void* srcs[shm::kMaxRanks];
   guarded([&] {
-    for (int64_t off = 0, step = 0; off < numel || (numel == 0 && step == 0); off += per_step, ++step) {
-      const int64_t n = std::min(per_step, numel - off);
+    for_each_step(numel, per_step, [&](int64_t off, int64_t n, int64_t step) {
       const shm::CallDesc desc{static_cast<int32_t>(shm::Op::kAllReduce),
                                static_cast<int32_t>(tensor.scalar_type()), numel, step};
       char* buffer = g->exchange(desc, [&](char* slot) { std::memcpy(slot, data + off * elem, n * elem); });
       for (int r = 0; r < g->world_size(); ++r) srcs[r] = buffer + r * g->slot_bytes();
       sum(SumArgs{srcs, g->world_size(), data + off * elem, n});
-      if (numel == 0) break;
-    }
+    });
   });
 }
 
@@ -124,16 +136,14 @@ void shm_all_gather(int64_t handle, at::Tensor& out, const at::Tensor& input) {
   const char* in = static_cast<const char*>(input.data_ptr());
   char* dst = static_cast<char*>(out.data_ptr());
   guarded([&] {
-    for (int64_t off = 0, step = 0; off < numel || (numel == 0 && step == 0); off += per_step, ++step) {
-      const int64_t n = std::min(per_step, numel - off);
+    for_each_step(numel, per_step, [&](int64_t off, int64_t n, int64_t step) {
       const shm::CallDesc desc{static_cast<int32_t>(shm::Op::kAllGather),
                                static_cast<int32_t>(input.scalar_type()), numel, step};
       char* buffer = g->exchange(desc, [&](char* slot) { std::memcpy(slot, in + off * elem, n * elem); });
       for (int r = 0; r < g->world_size(); ++r) {
         std::memcpy(dst + (r * numel + off) * elem, buffer + r * g->slot_bytes(), n * elem);
       }
-      if (numel == 0) break;
-    }
+    });
   });
 }
 
@@ -152,13 +162,14 @@ void shm_reduce_scatter(int64_t handle, at::Tensor& out, const at::Tensor& input
   const int64_t elem = input.element_size();
   // A step carries `per_step` elements for every destination rank.
   const int64_t per_step = g->slot_bytes() / elem / world;
+  TORCH_CHECK(per_step > 0, kOp, ": a slot of ", g->slot_bytes(), " bytes cannot hold one element "
+              "per rank for ", world, " ranks");
   const int64_t n_out = out.numel();
   const char* in = static_cast<const char*>(input.data_ptr());
   char* dst = static_cast<char*>(out.data_ptr());
   const void* srcs[shm::kMaxRanks];
   guarded([&] {
-    for (int64_t off = 0, step = 0; off < n_out || (n_out == 0 && step == 0); off += per_step, ++step) {
-      const int64_t n = std::min(per_step, n_out - off);
+    for_each_step(n_out, per_step, [&](int64_t off, int64_t n, int64_t step) {
       const shm::CallDesc desc{static_cast<int32_t>(shm::Op::kReduceScatter),
                                static_cast<int32_t>(input.scalar_type()), input.numel(), step};
       char* buffer = g->exchange(desc, [&](char* slot) {
@@ -168,8 +179,7 @@ void shm_reduce_scatter(int64_t handle, at::Tensor& out, const at::Tensor& input
       });
       for (int r = 0; r < world; ++r) srcs[r] = buffer + r * g->slot_bytes() + g->rank() * n * elem;
       sum(SumArgs{srcs, world, dst + off * elem, n});
-      if (n_out == 0) break;
-    }
+    });
   });
 }
 
