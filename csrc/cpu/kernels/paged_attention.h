@@ -22,12 +22,16 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <new>
+#include <type_traits>
 #include <vector>
 
 #include <omp.h>
 
 #include "common/kernel_args.h"
+#include "cpu/kernels/attention_bf16_dot.h"
 #include "cpu/kernels/convert.h"
+#include "cpu/kernels/prefetch.h"
 #include "cpu/kernels/simd.h"
 #include "cpu/kernels/vec_math.h"
 
@@ -119,6 +123,24 @@ constexpr int lane_groups() {
   return R >= 4 ? 1 : kAccumulators / 2 / R;
 }
 
+// bf16 caches on AVX512-BF16 use the dot-product micro-kernels (attention_bf16_dot.h)
+// when head_size is a multiple of their 32 columns.
+constexpr int bf16_dot_lanes = 32;
+#if defined(__AVX512BF16__)
+template <typename T>
+constexpr bool kBf16Dot = std::is_same_v<T, bf16>;
+#else
+template <typename T>
+constexpr bool kBf16Dot = false;
+#endif
+
+// 32-column groups per dot-product call for R rows: about 16 accumulators (two per group
+// and row) hide the dot-product latency and leave registers for the cache rows.
+template <int R>
+constexpr int dot_groups() {
+  return R >= 4 ? 1 : 2;
+}
+
 // s[r][c .. c + 16 C) = q[r] . K[:, c .. c + 16 C) for R rows; kt is the [D][bs] key tile.
 template <typename T, int R, int C>
 inline void score_lanes(const float* q, int D, const T* kt, int bs, int c, float* s, int s_stride) {
@@ -153,16 +175,35 @@ inline void accumulate_lanes(const float* p, int p_stride, const T* v, int D, in
     for (int g = 0; g < C; ++g) store16(o + r * D + c + g * kLanes, acc[r][g]);
 }
 
-// Ask for part `part` of `parts` of the next block's tile while this one is computed:
-// blocks are scattered through the cache, so the hardware prefetcher cannot guess their
-// address, and spreading the requests over the block's work keeps them flowing.
+// The next K/V tile a thread reads and its last in-block key `hi`: prefetched while the
+// current one is computed, since blocks are scattered through the cache and the hardware
+// prefetcher cannot guess their address. Keys past `hi` are not fetched (a short context
+// uses a fraction of its block).
 template <typename T>
-inline void prefetch_part(const T* tile, int64_t elements, int part, int parts) {
-  if (tile == nullptr) return;
-  const char* c = reinterpret_cast<const char*>(tile);
-  const int64_t lines = (elements * static_cast<int64_t>(sizeof(T)) + 63) / 64;
-  const int64_t begin = lines * part / parts, end = lines * (part + 1) / parts;
-  for (int64_t l = begin; l < end; ++l) __builtin_prefetch(c + l * 64, 0, 2);  // to L2
+struct NextTile {
+  const T* kt = nullptr;  // [D][bs]
+  const T* vt = nullptr;  // [bs][D]
+  int hi = -1;
+};
+
+// Part `part` of `parts` of the next K tile's lines (the whole tile: rows of a transposed
+// tile hold every key). Spreading the requests over the current block's work keeps them
+// flowing.
+template <typename T>
+inline PrefetchSpan key_span(const NextTile<T>& n, int D, int bs, int part, int parts) {
+  if (n.kt == nullptr) return {};
+  const int64_t lines = (static_cast<int64_t>(D) * bs * sizeof(T) + 63) / 64;
+  const int64_t begin = lines * part / parts;
+  return {reinterpret_cast<const char*>(n.kt) + begin * 64, lines * (part + 1) / parts - begin};
+}
+
+// Likewise the next V tile's rows [0, hi].
+template <typename T>
+inline PrefetchSpan value_span(const NextTile<T>& n, int D, int part, int parts) {
+  if (n.vt == nullptr) return {};
+  const int64_t lines = (static_cast<int64_t>(D) * (n.hi + 1) * sizeof(T) + 63) / 64;
+  const int64_t begin = lines * part / parts;
+  return {reinterpret_cast<const char*>(n.vt) + begin * 64, lines * (part + 1) / parts - begin};
 }
 
 // Calls fn.template operator()<R>(first_row) over rows in blocks of kRowBlock, then the tail.
@@ -182,32 +223,53 @@ inline void for_row_blocks(int rows, F&& fn) {
   if (rows - r == 1) fn.template operator()<1>(r);
 }
 
-// Per-thread scratch, sized once per call.
-struct Scratch {
-  std::unique_ptr<float[]> q;       // [rows, D], pre-scaled
-  std::unique_ptr<float[]> out;     // [rows, D]
-  std::unique_ptr<float[]> scores;  // [rows, block_size]: scores, then probabilities
-  std::unique_ptr<float[]> row_max;
-  std::unique_ptr<float[]> row_sum;
-
-  Scratch(int rows, int D, int bs)
-      : q(new float[static_cast<size_t>(rows) * D]),
-        out(new float[static_cast<size_t>(rows) * D]),
-        scores(new float[static_cast<size_t>(rows) * bs]),
-        row_max(new float[rows]),
-        row_sum(new float[rows]) {}
+// Cache-line aligned per-thread buffer: 64-byte vector loads of a row never straddle two
+// lines (plain new[] alignment varies with the heap's state, and so did the speed).
+template <typename E>
+struct AlignedBuffer {
+  struct Free {
+    void operator()(E* p) const { ::operator delete[](p, std::align_val_t(64)); }
+  };
+  std::unique_ptr<E[], Free> data;
+  explicit AlignedBuffer(size_t n)
+      : data(static_cast<E*>(::operator new[](std::max<size_t>(n, 1) * sizeof(E), std::align_val_t(64)))) {}
+  E* get() const { return data.get(); }
+  E& operator[](size_t i) const { return data[i]; }
 };
 
-// The K and V tiles of the first block a work item reads.
+// Per-thread scratch, sized once per call.
+struct Scratch {
+  AlignedBuffer<float> q;       // [rows, D], pre-scaled
+  AlignedBuffer<float> out;     // [rows, D]
+  AlignedBuffer<float> scores;  // [rows, block_size]: scores, then probabilities
+  AlignedBuffer<float> row_max;
+  AlignedBuffer<float> row_sum;
+  AlignedBuffer<bf16> q16;  // [rows, D], unscaled (bf16 dot-product path)
+  AlignedBuffer<bf16> p16;  // [rows, block_size]: probabilities rounded to bf16 (same)
+
+  Scratch(int rows, int D, int bs)
+      : q(static_cast<size_t>(rows) * D),
+        out(static_cast<size_t>(rows) * D),
+        scores(static_cast<size_t>(rows) * bs),
+        row_max(rows),
+        row_sum(rows),
+        q16(static_cast<size_t>(rows) * D),
+        p16(static_cast<size_t>(rows) * bs) {}
+};
+
+// The first block a work item reads, with its used keys.
 template <typename T>
-inline void first_tiles(const PagedAttentionArgs& a, const WorkItem& w, int tile_tokens,
-                        const T** kt, const T** vt) {
+inline NextTile<T> first_tile(const PagedAttentionArgs& a, const WorkItem& w, int tile_tokens) {
+  NextTile<T> n;
   int key_lo, key_hi;
   tile_key_range(a, w, tile_tokens, &key_lo, &key_hi);
-  if (key_lo > key_hi) return;
+  if (key_lo > key_hi) return n;
+  const int first = key_lo / a.block_size * a.block_size;
   const int64_t phys = a.block_table[w.seq * a.block_table_stride + key_lo / a.block_size];
-  *kt = static_cast<const T*>(a.key_cache) + phys * a.k_stride_block + w.kv_head * a.k_stride_head;
-  *vt = static_cast<const T*>(a.value_cache) + phys * a.v_stride_block + w.kv_head * a.v_stride_head;
+  n.kt = static_cast<const T*>(a.key_cache) + phys * a.k_stride_block + w.kv_head * a.k_stride_head;
+  n.vt = static_cast<const T*>(a.value_cache) + phys * a.v_stride_block + w.kv_head * a.v_stride_head;
+  n.hi = std::min(a.block_size - 1, key_hi - first);
+  return n;
 }
 
 // `after`: the work item this thread runs next (or nullptr); its first block is
@@ -225,6 +287,7 @@ void run_work_item(const PagedAttentionArgs& a, const WorkItem& w, const WorkIte
   const int rows = n_tok * group;
   const bool windowed = a.sliding_window > 0;
   const bool capped = a.softcap > 0.f;
+  const bool dot = kBf16Dot<T> && D % bf16_dot_lanes == 0;
 
   // Row r = t * group + g: query token first_token + t, query head kv_head * group + g.
   const T* q_base = static_cast<const T*>(a.query);
@@ -234,6 +297,8 @@ void run_work_item(const PagedAttentionArgs& a, const WorkItem& w, const WorkIte
     float* dst = s.q.get() + static_cast<int64_t>(r) * D;
 #pragma omp simd
     for (int c = 0; c < D; ++c) dst[c] = to_float(src[c]) * a.scale;
+    if constexpr (kBf16Dot<T>)
+      if (dot) std::copy(src, src + D, s.q16.get() + static_cast<int64_t>(r) * D);
   }
   std::fill(s.out.get(), s.out.get() + static_cast<int64_t>(rows) * D, 0.f);
   std::fill(s.row_max.get(), s.row_max.get() + rows, -std::numeric_limits<float>::infinity());
@@ -256,29 +321,46 @@ void run_work_item(const PagedAttentionArgs& a, const WorkItem& w, const WorkIte
     const int64_t phys = blocks[b];
     const T* kt = k_base + phys * a.k_stride_block + w.kv_head * a.k_stride_head;  // [D][bs]
     const T* vt = v_base + phys * a.v_stride_block + w.kv_head * a.v_stride_head;  // [bs][D]
-    const T* next_kt = nullptr;
-    const T* next_vt = nullptr;
+    NextTile<T> next;
     if (b < key_hi / bs) {
-      const int64_t next = blocks[b + 1];
-      next_kt = k_base + next * a.k_stride_block + w.kv_head * a.k_stride_head;
-      next_vt = v_base + next * a.v_stride_block + w.kv_head * a.v_stride_head;
+      const int64_t phys_next = blocks[b + 1];
+      next.kt = k_base + phys_next * a.k_stride_block + w.kv_head * a.k_stride_head;
+      next.vt = v_base + phys_next * a.v_stride_block + w.kv_head * a.v_stride_head;
+      next.hi = std::min(bs - 1, key_hi - first - bs);
     } else if (after != nullptr) {
-      first_tiles(a, *after, tile_tokens, &next_kt, &next_vt);
+      next = first_tile<T>(a, *after, tile_tokens);
     }
-    const int64_t tile_elements = static_cast<int64_t>(bs) * D;
 
-    // Scores of 16-key lane groups covering [j0, j1]. Lanes outside it may read unwritten
-    // slots of this block; they are never used (probabilities below are set per row).
+    // Scores of 16-key lane groups (32-key groups on the dot path) covering [j0, j1].
+    // Lanes outside it may read unwritten slots of this block; they are never used
+    // (probabilities below are set per row). The next K tile is prefetched in slices
+    // during the first row block's chunks.
     const int c0 = j0 & ~(kLanes - 1);
-    // The next K tile is prefetched in slices during the first row block's chunks.
     for_row_blocks(rows, [&]<int R>(int r0) {
       constexpr int C = lane_groups<R>();
+      constexpr int G = dot_groups<R>();
+      const int step = dot ? G * bf16_dot_lanes : C * kLanes;
       const float* q = s.q.get() + static_cast<int64_t>(r0) * D;
       float* sr = S + static_cast<int64_t>(r0) * bs;
-      const int parts = (j1 - c0) / (C * kLanes) + 1;
+      const int parts = (j1 - c0) / step + 1;
       int c = c0;
       for (int part = 0; c <= j1; ++part) {
-        if (r0 == 0) prefetch_part(next_kt, tile_elements, std::min(part, parts - 1), parts);
+        const PrefetchSpan pf =
+            r0 == 0 ? key_span(next, D, bs, std::min(part, parts - 1), parts) : PrefetchSpan{};
+        if constexpr (kBf16Dot<T>) {
+          const bf16* q16 = s.q16.get() + static_cast<int64_t>(r0) * D;
+          if (dot && c + step <= bs) {
+            bf16_dot::scores<R, G>(q16, D, kt, bs, c, a.scale, sr, bs, pf);
+            c += step;
+            continue;
+          }
+          if (dot && c + bf16_dot_lanes <= bs) {
+            bf16_dot::scores<R, 1>(q16, D, kt, bs, c, a.scale, sr, bs, pf);
+            c += bf16_dot_lanes;
+            continue;
+          }
+        }
+        pf.issue();
         if (c + C * kLanes <= bs) {
           score_lanes<T, R, C>(q, D, kt, bs, c, sr, bs);
           c += C * kLanes;
@@ -297,43 +379,62 @@ void run_work_item(const PagedAttentionArgs& a, const WorkItem& w, const WorkIte
       float* sr = S + static_cast<int64_t>(r) * bs;
       if (lo > hi) {
         std::fill(sr + j0, sr + j1 + 1, 0.f);
-        continue;
-      }
-      if (capped) {
+      } else {
+        if (capped) {
 #pragma omp simd
-        for (int j = lo; j <= hi; ++j) sr[j] = a.softcap * tanh_approx(sr[j] / a.softcap);
-      }
-      float block_max = -std::numeric_limits<float>::infinity();
+          for (int j = lo; j <= hi; ++j) sr[j] = a.softcap * tanh_approx(sr[j] / a.softcap);
+        }
+        float block_max = -std::numeric_limits<float>::infinity();
 #pragma omp simd reduction(max : block_max)
-      for (int j = lo; j <= hi; ++j) block_max = std::max(block_max, sr[j]);
-      const float new_max = std::max(s.row_max[r], block_max);
-      const float rescale = exp_approx(s.row_max[r] - new_max);
-      float sum = 0.f;
+        for (int j = lo; j <= hi; ++j) block_max = std::max(block_max, sr[j]);
+        const float new_max = std::max(s.row_max[r], block_max);
+        const float rescale = exp_approx(s.row_max[r] - new_max);
+        float sum = 0.f;
 #pragma omp simd reduction(+ : sum)
-      for (int j = lo; j <= hi; ++j) {
-        sr[j] = exp_approx(sr[j] - new_max);
-        sum += sr[j];
-      }
-      std::fill(sr + j0, sr + lo, 0.f);
-      std::fill(sr + hi + 1, sr + j1 + 1, 0.f);
-      s.row_max[r] = new_max;
-      s.row_sum[r] = s.row_sum[r] * rescale + sum;
-      if (rescale != 1.f) {
-        float* o = s.out.get() + static_cast<int64_t>(r) * D;
+        for (int j = lo; j <= hi; ++j) {
+          sr[j] = exp_approx(sr[j] - new_max);
+          sum += sr[j];
+        }
+        std::fill(sr + j0, sr + lo, 0.f);
+        std::fill(sr + hi + 1, sr + j1 + 1, 0.f);
+        s.row_max[r] = new_max;
+        s.row_sum[r] = s.row_sum[r] * rescale + sum;
+        if (rescale != 1.f) {
+          float* o = s.out.get() + static_cast<int64_t>(r) * D;
 #pragma omp simd
-        for (int c = 0; c < D; ++c) o[c] *= rescale;
+          for (int c = 0; c < D; ++c) o[c] *= rescale;
+        }
       }
+      if constexpr (kBf16Dot<T>)
+        if (dot) bf16_dot::round_probabilities(sr, j0, j1, s.p16.get() + static_cast<int64_t>(r) * bs);
     }
 
-    // Likewise the next V tile, during the first row block's P.V chunks.
+    // P.V, prefetching the next V tile during the first row block's chunks likewise.
     for_row_blocks(rows, [&]<int R>(int r0) {
       constexpr int C = lane_groups<R>();
-      const float* p = S + static_cast<int64_t>(r0) * bs;
+      constexpr int G = dot_groups<R>();
+      const int step = dot ? G * bf16_dot_lanes : C * kLanes;
       float* o = s.out.get() + static_cast<int64_t>(r0) * D;
-      const int parts = (D + C * kLanes - 1) / (C * kLanes);
+      const int parts = (D + step - 1) / step;
       int c = 0;
       for (int part = 0; c < D; ++part) {
-        if (r0 == 0) prefetch_part(next_vt, tile_elements, std::min(part, parts - 1), parts);
+        const PrefetchSpan pf =
+            r0 == 0 ? value_span(next, D, std::min(part, parts - 1), parts) : PrefetchSpan{};
+        if constexpr (kBf16Dot<T>) {
+          if (dot) {
+            const bf16* p16 = s.p16.get() + static_cast<int64_t>(r0) * bs;
+            if (c + step <= D) {
+              bf16_dot::accumulate<R, G>(p16, bs, vt, D, j0, j1, c, o, pf);
+              c += step;
+            } else {
+              bf16_dot::accumulate<R, 1>(p16, bs, vt, D, j0, j1, c, o, pf);
+              c += bf16_dot_lanes;
+            }
+            continue;
+          }
+        }
+        pf.issue();
+        const float* p = S + static_cast<int64_t>(r0) * bs;
         if (c + C * kLanes <= D) {
           accumulate_lanes<T, R, C>(p, bs, vt, D, j0, j1, c, o);
           c += C * kLanes;
@@ -345,6 +446,8 @@ void run_work_item(const PagedAttentionArgs& a, const WorkItem& w, const WorkIte
     });
   }
 
+  if constexpr (kBf16Dot<T>)
+    if (dot) bf16_dot::restore_rows(s.out.get(), rows, D);
   if (w.partial < 0) {
     write_rows<T>(a, w, rows, s.out.get(), s.row_sum.get());
     return;
