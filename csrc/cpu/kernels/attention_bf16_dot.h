@@ -31,19 +31,6 @@ namespace forge::cpu::FORGE_ISA::bf16_dot {
 
 constexpr int kPairLanes = 32;  // results per (lo, hi) accumulator pair
 
-// Spreads a prefetch span over `iterations` loop iterations: lines [i k, (i + 1) k)
-// at iteration i, so the requests flow with the work instead of in one burst.
-struct SpreadPrefetch {
-  const char* p;
-  int64_t lines, per_iteration;
-  SpreadPrefetch(const PrefetchSpan& s, int iterations)
-      : p(s.p), lines(s.lines), per_iteration((s.lines + iterations - 1) / iterations) {}
-  inline void at(int i) const {
-    for (int64_t l = i * per_iteration; l < std::min(lines, (i + 1) * per_iteration); ++l)
-      __builtin_prefetch(p + l * 64, 0, 2);  // to L2
-  }
-};
-
 inline __m512i load32(const bf16* p) { return _mm512_loadu_si512(p); }
 
 // Lane pairs (a[i], b[i]) of two rows of 32 bf16, in the lo/hi order above.

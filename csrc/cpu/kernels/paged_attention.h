@@ -115,12 +115,11 @@ constexpr int kAccumulators = 8;
 constexpr int kAccumulators = 4;
 #endif
 
-// 16-lane groups processed together for R rows: only narrow row blocks (MHA decode, GQA
-// 2) need more independent chains; wider groups were measured slower once the cache
-// streams from DRAM (they halve how often the prefetch slices are issued).
+// 16-lane groups processed together for R rows: at least kAccumulators / 2 independent
+// chains, and each loaded cache vector feeds several rows.
 template <int R>
 constexpr int lane_groups() {
-  return R >= 4 ? 1 : kAccumulators / 2 / R;
+  return R >= 4 ? kAccumulators / 4 : kAccumulators / 2;
 }
 
 // bf16 caches on AVX512-BF16 use the dot-product micro-kernels (attention_bf16_dot.h)
@@ -143,9 +142,12 @@ constexpr int dot_groups() {
 
 // s[r][c .. c + 16 C) = q[r] . K[:, c .. c + 16 C) for R rows; kt is the [D][bs] key tile.
 template <typename T, int R, int C>
-inline void score_lanes(const float* q, int D, const T* kt, int bs, int c, float* s, int s_stride) {
+inline void score_lanes(const float* q, int D, const T* kt, int bs, int c, float* s, int s_stride,
+                        const PrefetchSpan& pf) {
+  const SpreadPrefetch prefetch(pf, D);
   vfloat acc[R][C] = {};
   for (int d = 0; d < D; ++d) {
+    prefetch.at(d);
     vfloat k[C];
     for (int g = 0; g < C; ++g) k[g] = load16(kt + static_cast<int64_t>(d) * bs + c + g * kLanes);
     for (int r = 0; r < R; ++r)
@@ -159,11 +161,13 @@ inline void score_lanes(const float* q, int D, const T* kt, int bs, int c, float
 // [bs][D] value tile.
 template <typename T, int R, int C>
 inline void accumulate_lanes(const float* p, int p_stride, const T* v, int D, int j0, int j1,
-                             int c, float* o) {
+                             int c, float* o, const PrefetchSpan& pf) {
+  const SpreadPrefetch prefetch(pf, j1 - j0 + 1);
   vfloat acc[R][C];
   for (int r = 0; r < R; ++r)
     for (int g = 0; g < C; ++g) acc[r][g] = load16(o + r * D + c + g * kLanes);
   for (int j = j0; j <= j1; ++j) {
+    prefetch.at(j - j0);
     vfloat x[C];
     for (int g = 0; g < C; ++g) x[g] = load16(v + static_cast<int64_t>(j) * D + c + g * kLanes);
     for (int r = 0; r < R; ++r) {
@@ -236,6 +240,23 @@ struct AlignedBuffer {
   E* get() const { return data.get(); }
   E& operator[](size_t i) const { return data[i]; }
 };
+
+// max(x[lo .. hi]) in 16-lane vectors (compilers leave a std::max reduction as a scalar
+// chain, which was a tenth of the time of small decodes).
+inline float range_max(const float* x, int lo, int hi) {
+  float m = -std::numeric_limits<float>::infinity();
+  int j = lo;
+  if (hi - lo + 1 >= kLanes) {
+    vfloat v = load16(x + j);
+    for (j += kLanes; j + kLanes <= hi + 1; j += kLanes) {
+      const vfloat y = load16(x + j);
+      v = v > y ? v : y;
+    }
+    for (int i = 0; i < kLanes; ++i) m = std::max(m, v[i]);
+  }
+  for (; j <= hi; ++j) m = std::max(m, x[j]);
+  return m;
+}
 
 // Per-thread scratch, sized once per call.
 struct Scratch {
@@ -360,12 +381,11 @@ void run_work_item(const PagedAttentionArgs& a, const WorkItem& w, const WorkIte
             continue;
           }
         }
-        pf.issue();
         if (c + C * kLanes <= bs) {
-          score_lanes<T, R, C>(q, D, kt, bs, c, sr, bs);
+          score_lanes<T, R, C>(q, D, kt, bs, c, sr, bs, pf);
           c += C * kLanes;
         } else {
-          score_lanes<T, R, 1>(q, D, kt, bs, c, sr, bs);
+          score_lanes<T, R, 1>(q, D, kt, bs, c, sr, bs, pf);
           c += kLanes;
         }
       }
@@ -384,10 +404,7 @@ void run_work_item(const PagedAttentionArgs& a, const WorkItem& w, const WorkIte
 #pragma omp simd
           for (int j = lo; j <= hi; ++j) sr[j] = a.softcap * tanh_approx(sr[j] / a.softcap);
         }
-        float block_max = -std::numeric_limits<float>::infinity();
-#pragma omp simd reduction(max : block_max)
-        for (int j = lo; j <= hi; ++j) block_max = std::max(block_max, sr[j]);
-        const float new_max = std::max(s.row_max[r], block_max);
+        const float new_max = std::max(s.row_max[r], range_max(sr, lo, hi));
         const float rescale = exp_approx(s.row_max[r] - new_max);
         float sum = 0.f;
 #pragma omp simd reduction(+ : sum)
@@ -433,13 +450,12 @@ void run_work_item(const PagedAttentionArgs& a, const WorkItem& w, const WorkIte
             continue;
           }
         }
-        pf.issue();
         const float* p = S + static_cast<int64_t>(r0) * bs;
         if (c + C * kLanes <= D) {
-          accumulate_lanes<T, R, C>(p, bs, vt, D, j0, j1, c, o);
+          accumulate_lanes<T, R, C>(p, bs, vt, D, j0, j1, c, o, pf);
           c += C * kLanes;
         } else {
-          accumulate_lanes<T, R, 1>(p, bs, vt, D, j0, j1, c, o);
+          accumulate_lanes<T, R, 1>(p, bs, vt, D, j0, j1, c, o, pf);
           c += kLanes;
         }
       }

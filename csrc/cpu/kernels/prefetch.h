@@ -2,6 +2,7 @@
 // address the hardware prefetcher cannot guess (paged K/V blocks).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 #ifndef FORGE_ISA
@@ -17,6 +18,19 @@ struct PrefetchSpan {
 
   inline void issue() const {
     for (int64_t l = 0; l < lines; ++l) __builtin_prefetch(p + l * 64, 0, 2);
+  }
+};
+
+// Spreads a prefetch span over `iterations` loop iterations: lines [i k, (i + 1) k)
+// at iteration i, so the requests flow with the work instead of in one burst.
+struct SpreadPrefetch {
+  const char* p;
+  int64_t lines, per_iteration;
+  SpreadPrefetch(const PrefetchSpan& s, int iterations)
+      : p(s.p), lines(s.lines), per_iteration((s.lines + iterations - 1) / iterations) {}
+  inline void at(int i) const {
+    for (int64_t l = i * per_iteration; l < std::min(lines, (i + 1) * per_iteration); ++l)
+      __builtin_prefetch(p + l * 64, 0, 2);  // to L2
   }
 };
 
