@@ -3,12 +3,14 @@ torch.ops.vllm_forge.shm_all_reduce) vs torch.distributed with gloo vs vLLM's ow
 shared-memory all-reduce (torch.ops._C.shm_allreduce), same tensors, same processes.
 
 Each rank runs one thread (the 2 ranks share the machine's cores). Reports latency
-(median per call over runs of back-to-back calls, rank 0) and algorithm bandwidth (tensor bytes / time); CSV and PNG in
+(median per call over runs of back-to-back calls, rank 0; the median of 5 rounds that
+alternate the providers) and algorithm bandwidth (tensor bytes / time); CSV and PNG in
 benchmarks/results/all_reduce.*
 
-    python -m benchmarks.kernels.bench_all_reduce
+    python -m benchmarks.kernels.bench_all_reduce [--sizes 65536,1048576 --no-write]
 """
 
+import argparse
 import io
 import multiprocessing as mp
 import os
@@ -21,6 +23,7 @@ from benchmarks.common import copy_bandwidth_gbs, load_vllm_cpu_kernels, pyplot,
 
 SIZES = [1 << k for k in range(10, 27, 2)]  # 1 KB .. 64 MB
 WORLD = 2
+ROUNDS = 5
 
 
 def timed(fn, barrier, inner, min_time=0.5, max_iters=2000):
@@ -44,7 +47,7 @@ def timed(fn, barrier, inner, min_time=0.5, max_iters=2000):
             return statistics.median(times)
 
 
-def rank_main(rank, port, queue):
+def rank_main(rank, port, queue, sizes):
     torch.set_num_threads(1)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.distributed.init_process_group("gloo", rank=rank, world_size=WORLD)
@@ -63,14 +66,21 @@ def rank_main(rank, port, queue):
         torch.ops._C.join_shm_manager(vllm, name)
         torch.distributed.barrier()
     rows = []
-    for nbytes in SIZES:
+    for nbytes in sizes:
         x = torch.randn(nbytes // 4)
         providers = {"forge_shm": lambda: ours.all_reduce(x),
                      "gloo": lambda: torch.distributed.all_reduce(x)}
         if vllm is not None:
             providers["vllm_shm"] = lambda: torch.ops._C.shm_allreduce(vllm, x)
-        for name, fn in providers.items():
-            t = timed(fn, torch.distributed.barrier, inner=max(1, min(50, (1 << 20) // nbytes)))
+        # Rounds alternate the providers, and each reports its median round: the machine's
+        # neighbours come and go, and this spreads their noise over all providers alike.
+        samples = {name: [] for name in providers}
+        for _ in range(ROUNDS):
+            for name, fn in providers.items():
+                samples[name].append(timed(fn, torch.distributed.barrier,
+                                           inner=max(1, min(50, (1 << 20) // nbytes)), min_time=0.2))
+        for name, ts in samples.items():
+            t = statistics.median(ts)
             rows.append(dict(bytes=nbytes, provider=name, us=t * 1e6, gbs=nbytes / t / 1e9))
     ours.close()
     buffer = io.BytesIO()
@@ -80,11 +90,16 @@ def rank_main(rank, port, queue):
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", help="comma-separated byte counts (default: 1 KB .. 64 MB)")
+    parser.add_argument("--no-write", action="store_true", help="print only, keep results/ as is")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else SIZES
     copy_gbs = copy_bandwidth_gbs()
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     port = 29500 + os.getpid() % 1000
-    procs = [ctx.Process(target=rank_main, args=(r, port, queue)) for r in range(WORLD)]
+    procs = [ctx.Process(target=rank_main, args=(r, port, queue, sizes)) for r in range(WORLD)]
     for p in procs:
         p.start()
     results = dict(queue.get(timeout=1800) for _ in procs)
@@ -95,7 +110,7 @@ def main() -> None:
     out_rows = []
     print(f"copy bandwidth {copy_gbs:.1f} GB/s; 2 ranks, 1 thread each, float32")
     print(f"{'size':>10} {'forge us':>10} {'gloo us':>10} {'vllm us':>10} {'x gloo':>7} {'x vllm':>7} {'forge GB/s':>10}")
-    for nbytes in SIZES:
+    for nbytes in sizes:
         ours, gloo, vllm = (by.get((nbytes, p)) for p in ("forge_shm", "gloo", "vllm_shm"))
         vs_gloo = gloo["us"] / ours["us"]
         vs_vllm = vllm["us"] / ours["us"] if vllm else float("nan")
@@ -107,11 +122,13 @@ def main() -> None:
                 out_rows.append(dict(r, copy_gbs=copy_gbs,
                                      speedup_vs_gloo=gloo["us"] / r["us"],
                                      speedup_vs_vllm=(vllm["us"] / r["us"]) if vllm else ""))
+    if args.no_write:
+        return
     path = write_csv("all_reduce", out_rows)
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     for provider in ("forge_shm", "gloo", "vllm_shm"):
-        pts = [(n, by[(n, provider)]["us"]) for n in SIZES if (n, provider) in by]
+        pts = [(n, by[(n, provider)]["us"]) for n in sizes if (n, provider) in by]
         if pts:
             ax.plot(*zip(*pts), marker="o", label=provider)
     ax.set(xscale="log", yscale="log", xlabel="bytes", ylabel="us per all_reduce (median)",

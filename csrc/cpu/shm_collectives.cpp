@@ -9,6 +9,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
@@ -114,7 +115,10 @@ void shm_all_reduce(int64_t handle, at::Tensor& tensor) {
       const shm::CallDesc desc{static_cast<int32_t>(shm::Op::kAllReduce),
                                static_cast<int32_t>(tensor.scalar_type()), numel, step};
       char* buffer = g->exchange(desc, [&](char* slot) { std::memcpy(slot, data + off * elem, n * elem); });
+      // My own part is read from the tensor, which is in my cache, rather than from my
+      // slot; the order of the sum (rank order) and so the result are unchanged.
       for (int r = 0; r < g->world_size(); ++r) srcs[r] = buffer + r * g->slot_bytes();
+      srcs[g->rank()] = data + off * elem;
       sum(SumArgs{srcs, g->world_size(), data + off * elem, n});
     });
   });
@@ -172,12 +176,14 @@ void shm_reduce_scatter(int64_t handle, at::Tensor& out, const at::Tensor& input
     for_each_step(n_out, per_step, [&](int64_t off, int64_t n, int64_t step) {
       const shm::CallDesc desc{static_cast<int32_t>(shm::Op::kReduceScatter),
                                static_cast<int32_t>(input.scalar_type()), input.numel(), step};
+      // Part r of my slot is for rank r; my own part is read from the input directly.
       char* buffer = g->exchange(desc, [&](char* slot) {
         for (int r = 0; r < world; ++r) {
-          std::memcpy(slot + r * n * elem, in + (r * n_out + off) * elem, n * elem);
+          if (r != g->rank()) std::memcpy(slot + r * n * elem, in + (r * n_out + off) * elem, n * elem);
         }
       });
       for (int r = 0; r < world; ++r) srcs[r] = buffer + r * g->slot_bytes() + g->rank() * n * elem;
+      srcs[g->rank()] = in + (g->rank() * n_out + off) * elem;
       sum(SumArgs{srcs, world, dst + off * elem, n});
     });
   });
