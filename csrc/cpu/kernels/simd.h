@@ -8,7 +8,7 @@
 
 #include "common/float_types.h"
 
-#if defined(__AVX512BF16__)
+#if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
 
@@ -31,12 +31,20 @@ inline vfloat load16(const float* p) {
 }
 
 inline vfloat load16(const bf16* p) {
+#if defined(__AVX512F__)
+  // One zero-extending load and a shift (GCC splits the generic form into ymm halves).
+  const __m512i w = _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16);
+  vfloat v;
+  std::memcpy(&v, &w, sizeof v);
+  return v;
+#else
   vu16 h;
   std::memcpy(&h, p, sizeof h);
   const vu32 w = __builtin_convertvector(h, vu32) << 16;
   vfloat v;
   std::memcpy(&v, &w, sizeof v);
   return v;
+#endif
 }
 
 inline vfloat load16(const fp16* p) {
@@ -61,8 +69,14 @@ inline void store16(bf16* p, vfloat v) {
   const vu32 rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
   const vu32 quiet_nan = (u >> 16) | 0x40u;
   const vu32 bits = ((u & 0x7fffffffu) > 0x7f800000u) ? quiet_nan : rounded;
+#if defined(__AVX512F__)
+  __m512i b;
+  std::memcpy(&b, &bits, sizeof b);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(b));  // one vpmovdw
+#else
   const vu16 h = __builtin_convertvector(bits, vu16);
   std::memcpy(p, &h, sizeof h);
+#endif
 #endif
 }
 
