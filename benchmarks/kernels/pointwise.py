@@ -5,6 +5,7 @@ moved (bytes read + written) against the copy bandwidth of this run; writes
 benchmarks/results/<op>.csv and .png.
 """
 
+import statistics
 from dataclasses import dataclass
 from typing import Callable
 
@@ -28,18 +29,28 @@ class Case:
     baseline: Callable[[], None] | None = None  # vLLM's _C kernel (or torch's own op)
 
 
+ROUNDS = 3
+
+
 def run(op: str, cases: list[Case], baseline_name: str) -> None:
     copy_gbs = copy_bandwidth_gbs()
     print(f"{op}: machine {machine_line()}; copy bandwidth {copy_gbs:.1f} GB/s")
     rows = []
     for case in cases:
-        t_forge = time_fn(case.forge)
+        # Ours and the baseline in alternating rounds, each reporting its median round:
+        # neighbours on this machine come and go, and this spreads their noise evenly.
+        forge_rounds, base_rounds = [], []
+        for _ in range(ROUNDS):
+            forge_rounds.append(time_fn(case.forge, min_time=0.1))
+            if case.baseline is not None:
+                base_rounds.append(time_fn(case.baseline, min_time=0.1))
+        t_forge = statistics.median(forge_rounds)
         t_ref = time_fn(case.reference, min_time=0.2)
         row = dict(case=case.label, mbytes=round(case.bytes_moved / 2**20, 2),
                    forge_us=round(t_forge * 1e6, 2), reference_us=round(t_ref * 1e6, 2),
                    speedup_vs_reference=round(t_ref / t_forge, 2))
         if case.baseline is not None:
-            t_base = time_fn(case.baseline)
+            t_base = statistics.median(base_rounds)
             row.update({f"{baseline_name}_us": round(t_base * 1e6, 2),
                         f"speedup_vs_{baseline_name}": round(t_base / t_forge, 2)})
         row.update(forge_gbs=round(case.bytes_moved / t_forge / 1e9, 2),
