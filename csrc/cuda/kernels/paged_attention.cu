@@ -18,7 +18,15 @@
 // with query_start_loc[s] / BLOCK_Q + s <= q_block, which leaves each sequence at least
 // ceil(q_len / BLOCK_Q) items; spare ones exit at once.
 //
-// Not yet: tensor cores (mma/wgmma) for prefill; this version uses FMA.
+// Tensor cores: for bf16/fp16 work items of a multiple of 16 rows (prefill tiles; head
+// size a multiple of 16), Q K^T and P V run as 16x16x16 WMMA products (mma.sync on
+// sm_80+) with fp32 accumulation; P is rounded to the cache dtype for the second
+// product, as flash attention does. Decode items (rows = GQA group < 16) and fp32 use
+// FMA. Not yet: wgmma (sm_90a) and register-resident accumulators.
+#include <mma.h>
+
+#include <type_traits>
+
 #include "cuda/kernels/common.cuh"
 #include "cuda/kernels/launch.h"
 
@@ -50,14 +58,31 @@ __device__ bool find_item(const PagedAttentionArgs& a, int block_q, Item& item) 
 }
 
 // Shared memory layout, in floats then T: q [R][D], acc [R][D], scores [R][kTile],
-// m, l, alpha [R], then keys [kTile][D + pad] and values [kTile][D] in T.
+// m, l, alpha [R], then keys [kTile][D + pad] and values [kTile][D] in T; with tensor
+// cores also q [R][D + 8] and p [R][kTile + 8] in T. WMMA wants 32-byte aligned tiles
+// and leading dimensions of whole 16-byte units, hence the 8-element pads there (the
+// FMA path pads keys by one 32-bit word instead, against bank conflicts).
+constexpr int kMmaPad = 8;
+constexpr size_t kSmemAlign = 128;
+
+template <typename T>
+__host__ __device__ constexpr bool mma_eligible(int rows, int d) {
+  return !std::is_same_v<T, float> && rows % 16 == 0 && d % 16 == 0;
+}
+
 template <typename T>
 struct Smem {
-  static constexpr int kPad = 4 / sizeof(T) > 0 ? 4 / sizeof(T) : 1;  // one 32-bit word
+  __host__ __device__ static int key_pad(bool mma) {
+    return mma ? kMmaPad : (4 / sizeof(T) > 0 ? 4 / sizeof(T) : 1);
+  }
   __host__ __device__ static size_t floats(int rows, int d) { return 2 * rows * d + rows * kTile + 3 * rows; }
-  static size_t bytes(int rows, int d) {
-    const size_t f = (floats(rows, d) * sizeof(float) + 15) / 16 * 16;
-    return f + kTile * (d + kPad) * sizeof(T) + kTile * d * sizeof(T);
+  __host__ __device__ static size_t float_bytes(int rows, int d) {
+    return (floats(rows, d) * sizeof(float) + kSmemAlign - 1) / kSmemAlign * kSmemAlign;
+  }
+  static size_t bytes(int rows, int d, bool mma) {
+    size_t b = float_bytes(rows, d) + kTile * (d + key_pad(mma)) * sizeof(T) + kTile * d * sizeof(T);
+    if (mma) b += rows * (d + kMmaPad) * sizeof(T) + rows * (kTile + kMmaPad) * sizeof(T);
+    return b;
   }
 };
 
@@ -103,7 +128,7 @@ __device__ __forceinline__ void load_tile(T* dst, int dst_stride, const T* cache
   }
 }
 
-template <typename T>
+template <typename T, bool kMma>
 __global__ void paged_attention_kernel(PagedAttentionArgs a, int num_tokens, int block_q,
                                        AttentionSplits splits) {
   Item it;
@@ -114,17 +139,20 @@ __global__ void paged_attention_kernel(PagedAttentionArgs a, int num_tokens, int
   const int kv_head = blockIdx.y, split = blockIdx.z;
   const int context = it.seq_len - it.q_len;
 
-  extern __shared__ __align__(16) unsigned char smem_raw[];
+  extern __shared__ __align__(kSmemAlign) unsigned char smem_raw[];
   float* q_s = reinterpret_cast<float*>(smem_raw);
   float* acc_s = q_s + rows * d;
   float* s_s = acc_s + rows * d;
   float* m_s = s_s + rows * kTile;
   float* l_s = m_s + rows;
   float* alpha_s = l_s + rows;
-  const size_t float_bytes = (Smem<T>::floats(rows, d) * sizeof(float) + 15) / 16 * 16;
-  T* k_s = reinterpret_cast<T*>(smem_raw + float_bytes);
-  const int k_stride = d + Smem<T>::kPad;
+  T* k_s = reinterpret_cast<T*>(smem_raw + Smem<T>::float_bytes(rows, d));
+  const int k_stride = d + Smem<T>::key_pad(kMma);
   T* v_s = k_s + kTile * k_stride;
+  // Tensor-core operands: q and p in T (unused by the FMA path).
+  const int q_ld = d + kMmaPad, p_ld = kTile + kMmaPad;
+  T* qt_s = v_s + kTile * d;
+  T* pt_s = qt_s + rows * q_ld;
 
   // Row r: token first_tok + r / group of the sequence, head kv_head * group + r % group.
   const T* query = static_cast<const T*>(a.query);
@@ -138,6 +166,7 @@ __global__ void paged_attention_kernel(PagedAttentionArgs a, int num_tokens, int
     }
     q_s[i] = x;
     acc_s[i] = 0.f;
+    if constexpr (kMma) qt_s[r * q_ld + c] = from_float<T>(x);  // exact: x came from T
   }
   for (int r = threadIdx.x; r < rows; r += blockDim.x) {
     m_s[r] = -INFINITY;
@@ -165,20 +194,50 @@ __global__ void paged_attention_kernel(PagedAttentionArgs a, int num_tokens, int
     load_tile(v_s, d, vc, a.v_stride_block, a.v_stride_slot, a.v_stride_dim, blocks, start, hi,
               a.block_size, d);
     __syncthreads();
-    // Scores: thread per (row, key); a warp shares one row, so q reads broadcast.
-    for (int i = threadIdx.x; i < rows * kTile; i += blockDim.x) {
-      const int r = i / kTile, t = i % kTile;
-      const float* q = q_s + r * d;
-      const T* k = k_s + t * k_stride;
-      float s = 0.f;
-      for (int c = 0; c < d; ++c) s += q[c] * to_float(k[c]);
-      s *= a.scale;
-      if (a.softcap > 0.f) s = a.softcap * tanhf(s / a.softcap);
-      const int pos = context + it.first_tok + r / group;
-      const int kpos = start + t;
-      bool ok = kpos < hi && kpos <= pos;
-      if (a.sliding_window > 0) ok = ok && kpos > pos - a.sliding_window;
-      s_s[i] = ok ? s : -INFINITY;
+    if constexpr (kMma) {
+      // Scores: 16x16 tiles of Q K^T on tensor cores, warp per tile; K^T is the key tile
+      // read column-major. Then scale, soft-cap and mask, thread per (row, key).
+      namespace wmma = nvcuda::wmma;
+      for (int t = warp; t < rows / 16 * (kTile / 16); t += warps) {
+        const int r0 = t / (kTile / 16) * 16, n0 = t % (kTile / 16) * 16;
+        wmma::fragment<wmma::accumulator, 16, 16, 16, float> c;
+        wmma::fill_fragment(c, 0.f);
+        for (int k = 0; k < d; k += 16) {
+          wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> q_frag;
+          wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> k_frag;
+          wmma::load_matrix_sync(q_frag, qt_s + r0 * q_ld + k, q_ld);
+          wmma::load_matrix_sync(k_frag, k_s + n0 * k_stride + k, k_stride);
+          wmma::mma_sync(c, q_frag, k_frag, c);
+        }
+        wmma::store_matrix_sync(s_s + r0 * kTile + n0, c, kTile, wmma::mem_row_major);
+      }
+      __syncthreads();
+      for (int i = threadIdx.x; i < rows * kTile; i += blockDim.x) {
+        const int r = i / kTile, t = i % kTile;
+        float s = s_s[i] * a.scale;
+        if (a.softcap > 0.f) s = a.softcap * tanhf(s / a.softcap);
+        const int pos = context + it.first_tok + r / group;
+        const int kpos = start + t;
+        bool ok = kpos < hi && kpos <= pos;
+        if (a.sliding_window > 0) ok = ok && kpos > pos - a.sliding_window;
+        s_s[i] = ok ? s : -INFINITY;
+      }
+    } else {
+      // Scores: thread per (row, key); a warp shares one row, so q reads broadcast.
+      for (int i = threadIdx.x; i < rows * kTile; i += blockDim.x) {
+        const int r = i / kTile, t = i % kTile;
+        const float* q = q_s + r * d;
+        const T* k = k_s + t * k_stride;
+        float s = 0.f;
+        for (int c = 0; c < d; ++c) s += q[c] * to_float(k[c]);
+        s *= a.scale;
+        if (a.softcap > 0.f) s = a.softcap * tanhf(s / a.softcap);
+        const int pos = context + it.first_tok + r / group;
+        const int kpos = start + t;
+        bool ok = kpos < hi && kpos <= pos;
+        if (a.sliding_window > 0) ok = ok && kpos > pos - a.sliding_window;
+        s_s[i] = ok ? s : -INFINITY;
+      }
     }
     __syncthreads();
     // Online softmax: warp per row, lane per key.
@@ -190,6 +249,7 @@ __global__ void paged_attention_kernel(PagedAttentionArgs a, int num_tokens, int
       const float p = __expf(s - m_safe);
       const float sum = warp_sum(p);
       s_s[r * kTile + lane] = p;
+      if constexpr (kMma) pt_s[r * p_ld + lane] = from_float<T>(p);
       if (lane == 0) {
         const float alpha = __expf(m_old - m_safe);
         alpha_s[r] = alpha;
@@ -198,13 +258,33 @@ __global__ void paged_attention_kernel(PagedAttentionArgs a, int num_tokens, int
       }
     }
     __syncthreads();
-    // acc = acc * alpha + P V: thread per (row, dim).
-    for (int i = threadIdx.x; i < rows * d; i += blockDim.x) {
-      const int r = i / d, c = i % d;
-      const float* p = s_s + r * kTile;
-      float x = acc_s[i] * alpha_s[r];
-      for (int t = 0; t < kTile; ++t) x += p[t] * to_float(v_s[t * d + c]);
-      acc_s[i] = x;
+    if constexpr (kMma) {
+      // acc = acc * alpha, then acc += P V in 16x16 tiles on tensor cores, warp per tile.
+      namespace wmma = nvcuda::wmma;
+      for (int i = threadIdx.x; i < rows * d; i += blockDim.x) acc_s[i] *= alpha_s[i / d];
+      __syncthreads();
+      for (int t = warp; t < rows / 16 * (d / 16); t += warps) {
+        const int r0 = t / (d / 16) * 16, n0 = t % (d / 16) * 16;
+        wmma::fragment<wmma::accumulator, 16, 16, 16, float> c;
+        wmma::load_matrix_sync(c, acc_s + r0 * d + n0, d, wmma::mem_row_major);
+        for (int k = 0; k < kTile; k += 16) {
+          wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> p_frag;
+          wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> v_frag;
+          wmma::load_matrix_sync(p_frag, pt_s + r0 * p_ld + k, p_ld);
+          wmma::load_matrix_sync(v_frag, v_s + k * d + n0, d);
+          wmma::mma_sync(c, p_frag, v_frag, c);
+        }
+        wmma::store_matrix_sync(acc_s + r0 * d + n0, c, d, wmma::mem_row_major);
+      }
+    } else {
+      // acc = acc * alpha + P V: thread per (row, dim).
+      for (int i = threadIdx.x; i < rows * d; i += blockDim.x) {
+        const int r = i / d, c = i % d;
+        const float* p = s_s + r * kTile;
+        float x = acc_s[i] * alpha_s[r];
+        for (int t = 0; t < kTile; ++t) x += p[t] * to_float(v_s[t * d + c]);
+        acc_s[i] = x;
+      }
     }
   }
   __syncthreads();
@@ -254,31 +334,47 @@ __global__ void merge_splits_kernel(PagedAttentionArgs a, int num_tokens, Attent
   }
 }
 
-template <typename T>
-cudaError_t launch(const PagedAttentionArgs& a, int num_tokens, int block_q,
-                   const AttentionSplits& splits, cudaStream_t stream) {
+// Raises `kernel`'s dynamic shared-memory limit to what the device allows, once per
+// device (the launcher checked that the request fits).
+template <typename Kernel>
+cudaError_t allow_large_smem(Kernel kernel) {
+  static int raised[64] = {};
+  int device = 0, limit = 0;
+  cudaError_t e = cudaGetDevice(&device);
+  if (e != cudaSuccess || device >= 64 || raised[device]) return e;
+  e = cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
+  if (e == cudaSuccess) e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, limit);
+  raised[device] = e == cudaSuccess;
+  return e;
+}
+
+template <typename T, bool kMma>
+cudaError_t launch_variant(const PagedAttentionArgs& a, int num_tokens, int block_q,
+                           const AttentionSplits& splits, cudaStream_t stream) {
   const int group = a.num_heads / a.num_kv_heads;
-  const size_t smem = Smem<T>::bytes(block_q * group, a.head_size);
+  const size_t smem = Smem<T>::bytes(block_q * group, a.head_size, kMma);
   if (smem > 48 * 1024) {
-    // Raise the kernel's dynamic shared-memory limit once per device, to what it allows
-    // (the launcher checked that `smem` fits).
-    static int raised[64] = {};
-    int device = 0, limit = 0;
-    cudaError_t e = cudaGetDevice(&device);
-    if (e == cudaSuccess && device < 64 && !raised[device]) {
-      e = cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
-      if (e == cudaSuccess) {
-        e = cudaFuncSetAttribute(paged_attention_kernel<T>,
-                                 cudaFuncAttributeMaxDynamicSharedMemorySize, limit);
-      }
-      raised[device] = e == cudaSuccess;
-    }
+    const cudaError_t e = allow_large_smem(paged_attention_kernel<T, kMma>);
     if (e != cudaSuccess) return e;
   }
   const dim3 grid(static_cast<unsigned>(num_tokens / block_q + a.num_seqs),
                   static_cast<unsigned>(a.num_kv_heads), static_cast<unsigned>(splits.num_splits));
-  paged_attention_kernel<T><<<grid, kThreads, smem, stream>>>(a, num_tokens, block_q, splits);
-  cudaError_t e = cudaGetLastError();
+  paged_attention_kernel<T, kMma><<<grid, kThreads, smem, stream>>>(a, num_tokens, block_q, splits);
+  return cudaGetLastError();
+}
+
+template <typename T>
+cudaError_t launch(const PagedAttentionArgs& a, int num_tokens, int block_q,
+                   const AttentionSplits& splits, cudaStream_t stream) {
+  const int group = a.num_heads / a.num_kv_heads;
+  cudaError_t e;
+  if constexpr (!std::is_same_v<T, float>) {
+    e = mma_eligible<T>(block_q * group, a.head_size)
+            ? launch_variant<T, true>(a, num_tokens, block_q, splits, stream)
+            : launch_variant<T, false>(a, num_tokens, block_q, splits, stream);
+  } else {
+    e = launch_variant<T, false>(a, num_tokens, block_q, splits, stream);
+  }
   if (e != cudaSuccess || splits.num_splits == 1) return e;
   merge_splits_kernel<T><<<dim3(static_cast<unsigned>(num_tokens),
                                 static_cast<unsigned>(a.num_heads)), kThreads, 0, stream>>>(
@@ -296,9 +392,10 @@ int attention_block_q(int num_tokens, int num_seqs, int group) {
 size_t attention_smem_bytes(DType dtype, int block_q, int group, int head_size) {
   const int rows = block_q * group;
   switch (dtype) {
-    case DType::kFloat32: return Smem<float>::bytes(rows, head_size);
-    case DType::kBFloat16: return Smem<__nv_bfloat16>::bytes(rows, head_size);
-    case DType::kFloat16: return Smem<__half>::bytes(rows, head_size);
+    case DType::kFloat32: return Smem<float>::bytes(rows, head_size, false);
+    case DType::kBFloat16:
+      return Smem<__nv_bfloat16>::bytes(rows, head_size, mma_eligible<__nv_bfloat16>(rows, head_size));
+    case DType::kFloat16: return Smem<__half>::bytes(rows, head_size, mma_eligible<__half>(rows, head_size));
   }
   return 0;
 }
