@@ -18,11 +18,12 @@
 // with query_start_loc[s] / BLOCK_Q + s <= q_block, which leaves each sequence at least
 // ceil(q_len / BLOCK_Q) items; spare ones exit at once.
 //
-// Tensor cores: for bf16/fp16 work items of a multiple of 16 rows (prefill tiles; head
-// size a multiple of 16), Q K^T and P V run as 16x16x16 WMMA products (mma.sync on
-// sm_80+) with fp32 accumulation; P is rounded to the cache dtype for the second
-// product, as flash attention does. Decode items (rows = GQA group < 16) and fp32 use
-// FMA. Not yet: wgmma (sm_90a) and register-resident accumulators.
+// Tensor cores: for bf16/fp16 work items of a multiple of 16 rows (prefill tiles, and
+// decode when the GQA group is 16 or 32; head size a multiple of 16), Q K^T and P V run
+// as 16x16x16 WMMA products (mma.sync on sm_80+) with fp32 accumulation; P is rounded to
+// the cache dtype for the second product, as flash attention does. Other decodes and
+// fp32 use FMA. Not yet: wgmma (sm_90a), register-resident accumulators, more than 16
+// rows per prefill item (only 2 of the 4 warps have Q K^T work).
 #include <mma.h>
 
 #include <type_traits>
@@ -248,8 +249,11 @@ __global__ void paged_attention_kernel(PagedAttentionArgs a, int num_tokens, int
       const float m_safe = m_new == -INFINITY ? 0.f : m_new;  // nothing seen yet
       const float p = __expf(s - m_safe);
       const float sum = warp_sum(p);
-      s_s[r * kTile + lane] = p;
-      if constexpr (kMma) pt_s[r * p_ld + lane] = from_float<T>(p);
+      if constexpr (kMma) {
+        pt_s[r * p_ld + lane] = from_float<T>(p);
+      } else {
+        s_s[r * kTile + lane] = p;
+      }
       if (lane == 0) {
         const float alpha = __expf(m_old - m_safe);
         alpha_s[r] = alpha;
@@ -334,17 +338,21 @@ __global__ void merge_splits_kernel(PagedAttentionArgs a, int num_tokens, Attent
   }
 }
 
-// Raises `kernel`'s dynamic shared-memory limit to what the device allows, once per
-// device (the launcher checked that the request fits).
-template <typename Kernel>
-cudaError_t allow_large_smem(Kernel kernel) {
-  static int raised[64] = {};
+// Raises the dynamic shared-memory limit of paged_attention_kernel<T, kMma> to what the
+// device allows, once per device and kernel (the launcher checked that the request fits).
+template <typename T, bool kMma>
+cudaError_t allow_large_smem() {
+  static int raised[64] = {};  // one table per kernel instantiation
   int device = 0, limit = 0;
   cudaError_t e = cudaGetDevice(&device);
-  if (e != cudaSuccess || device >= 64 || raised[device]) return e;
+  if (e != cudaSuccess) return e;
+  if (device < 64 && raised[device]) return cudaSuccess;
   e = cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
-  if (e == cudaSuccess) e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, limit);
-  raised[device] = e == cudaSuccess;
+  if (e == cudaSuccess) {
+    e = cudaFuncSetAttribute(paged_attention_kernel<T, kMma>,
+                             cudaFuncAttributeMaxDynamicSharedMemorySize, limit);
+  }
+  if (e == cudaSuccess && device < 64) raised[device] = 1;
   return e;
 }
 
@@ -354,7 +362,7 @@ cudaError_t launch_variant(const PagedAttentionArgs& a, int num_tokens, int bloc
   const int group = a.num_heads / a.num_kv_heads;
   const size_t smem = Smem<T>::bytes(block_q * group, a.head_size, kMma);
   if (smem > 48 * 1024) {
-    const cudaError_t e = allow_large_smem(paged_attention_kernel<T, kMma>);
+    const cudaError_t e = allow_large_smem<T, kMma>();
     if (e != cudaSuccess) return e;
   }
   const dim3 grid(static_cast<unsigned>(num_tokens / block_q + a.num_seqs),
