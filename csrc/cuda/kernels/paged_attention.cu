@@ -129,6 +129,40 @@ __device__ __forceinline__ void load_tile(T* dst, int dst_stride, const T* cache
   }
 }
 
+// Scaled, soft-capped score of query position `pos` and key position `kpos`, or -inf
+// when the key is masked (past `hi`, in the future, or outside the window).
+__device__ __forceinline__ float finish_score(float s, const PagedAttentionArgs& a, int pos,
+                                             int kpos, int hi) {
+  s *= a.scale;
+  if (a.softcap > 0.f) s = a.softcap * tanhf(s / a.softcap);
+  bool ok = kpos < hi && kpos <= pos;
+  if (a.sliding_window > 0) ok = ok && kpos > pos - a.sliding_window;
+  return ok ? s : -INFINITY;
+}
+
+// One 16x16 fp32 tile c (row-major, leading dimension ldc, shared memory) gets A times B
+// on tensor cores: A is 16 x k_len row-major (lda), B is k_len x 16 in BLayout with its
+// 16-row chunks b_step elements apart. `accumulate` adds to c instead of overwriting it.
+template <typename T, typename BLayout>
+__device__ __forceinline__ void wmma_tile(float* c, int ldc, bool accumulate, const T* a, int lda,
+                                          const T* b, int ldb, int b_step, int k_len) {
+  namespace wmma = nvcuda::wmma;
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+  if (accumulate) {
+    wmma::load_matrix_sync(acc, c, ldc, wmma::mem_row_major);
+  } else {
+    wmma::fill_fragment(acc, 0.f);
+  }
+  for (int k = 0; k < k_len; k += 16) {
+    wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> a_frag;
+    wmma::fragment<wmma::matrix_b, 16, 16, 16, T, BLayout> b_frag;
+    wmma::load_matrix_sync(a_frag, a + k, lda);
+    wmma::load_matrix_sync(b_frag, b + k / 16 * b_step, ldb);
+    wmma::mma_sync(acc, a_frag, b_frag, acc);
+  }
+  wmma::store_matrix_sync(c, acc, ldc, wmma::mem_row_major);
+}
+
 template <typename T, bool kMma>
 __global__ void paged_attention_kernel(PagedAttentionArgs a, int num_tokens, int block_q,
                                        AttentionSplits splits) {
@@ -195,34 +229,18 @@ __global__ void paged_attention_kernel(PagedAttentionArgs a, int num_tokens, int
     load_tile(v_s, d, vc, a.v_stride_block, a.v_stride_slot, a.v_stride_dim, blocks, start, hi,
               a.block_size, d);
     __syncthreads();
+    const int pos0 = context + it.first_tok;  // query position of row r: pos0 + r / group
     if constexpr (kMma) {
-      // Scores: 16x16 tiles of Q K^T on tensor cores, warp per tile; K^T is the key tile
-      // read column-major. Then scale, soft-cap and mask, thread per (row, key).
-      namespace wmma = nvcuda::wmma;
+      // Scores: 16x16 tiles of Q K^T on tensor cores, warp per tile (K^T is the key tile
+      // read column-major); then scale, soft-cap and mask, thread per (row, key).
       for (int t = warp; t < rows / 16 * (kTile / 16); t += warps) {
         const int r0 = t / (kTile / 16) * 16, n0 = t % (kTile / 16) * 16;
-        wmma::fragment<wmma::accumulator, 16, 16, 16, float> c;
-        wmma::fill_fragment(c, 0.f);
-        for (int k = 0; k < d; k += 16) {
-          wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> q_frag;
-          wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> k_frag;
-          wmma::load_matrix_sync(q_frag, qt_s + r0 * q_ld + k, q_ld);
-          wmma::load_matrix_sync(k_frag, k_s + n0 * k_stride + k, k_stride);
-          wmma::mma_sync(c, q_frag, k_frag, c);
-        }
-        wmma::store_matrix_sync(s_s + r0 * kTile + n0, c, kTile, wmma::mem_row_major);
+        wmma_tile<T, nvcuda::wmma::col_major>(s_s + r0 * kTile + n0, kTile, false, qt_s + r0 * q_ld,
+                                              q_ld, k_s + n0 * k_stride, k_stride, 16, d);
       }
       __syncthreads();
-      for (int i = threadIdx.x; i < rows * kTile; i += blockDim.x) {
-        const int r = i / kTile, t = i % kTile;
-        float s = s_s[i] * a.scale;
-        if (a.softcap > 0.f) s = a.softcap * tanhf(s / a.softcap);
-        const int pos = context + it.first_tok + r / group;
-        const int kpos = start + t;
-        bool ok = kpos < hi && kpos <= pos;
-        if (a.sliding_window > 0) ok = ok && kpos > pos - a.sliding_window;
-        s_s[i] = ok ? s : -INFINITY;
-      }
+      for (int i = threadIdx.x; i < rows * kTile; i += blockDim.x)
+        s_s[i] = finish_score(s_s[i], a, pos0 + i / kTile / group, start + i % kTile, hi);
     } else {
       // Scores: thread per (row, key); a warp shares one row, so q reads broadcast.
       for (int i = threadIdx.x; i < rows * kTile; i += blockDim.x) {
@@ -231,13 +249,7 @@ __global__ void paged_attention_kernel(PagedAttentionArgs a, int num_tokens, int
         const T* k = k_s + t * k_stride;
         float s = 0.f;
         for (int c = 0; c < d; ++c) s += q[c] * to_float(k[c]);
-        s *= a.scale;
-        if (a.softcap > 0.f) s = a.softcap * tanhf(s / a.softcap);
-        const int pos = context + it.first_tok + r / group;
-        const int kpos = start + t;
-        bool ok = kpos < hi && kpos <= pos;
-        if (a.sliding_window > 0) ok = ok && kpos > pos - a.sliding_window;
-        s_s[i] = ok ? s : -INFINITY;
+        s_s[i] = finish_score(s, a, pos0 + r / group, start + t, hi);
       }
     }
     __syncthreads();
@@ -264,21 +276,12 @@ __global__ void paged_attention_kernel(PagedAttentionArgs a, int num_tokens, int
     __syncthreads();
     if constexpr (kMma) {
       // acc = acc * alpha, then acc += P V in 16x16 tiles on tensor cores, warp per tile.
-      namespace wmma = nvcuda::wmma;
       for (int i = threadIdx.x; i < rows * d; i += blockDim.x) acc_s[i] *= alpha_s[i / d];
       __syncthreads();
       for (int t = warp; t < rows / 16 * (d / 16); t += warps) {
         const int r0 = t / (d / 16) * 16, n0 = t % (d / 16) * 16;
-        wmma::fragment<wmma::accumulator, 16, 16, 16, float> c;
-        wmma::load_matrix_sync(c, acc_s + r0 * d + n0, d, wmma::mem_row_major);
-        for (int k = 0; k < kTile; k += 16) {
-          wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> p_frag;
-          wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> v_frag;
-          wmma::load_matrix_sync(p_frag, pt_s + r0 * p_ld + k, p_ld);
-          wmma::load_matrix_sync(v_frag, v_s + k * d + n0, d);
-          wmma::mma_sync(c, p_frag, v_frag, c);
-        }
-        wmma::store_matrix_sync(acc_s + r0 * d + n0, c, d, wmma::mem_row_major);
+        wmma_tile<T, nvcuda::wmma::row_major>(acc_s + r0 * d + n0, d, true, pt_s + r0 * p_ld, p_ld,
+                                              v_s + n0, d, 16 * d, kTile);
       }
     } else {
       // acc = acc * alpha + P V: thread per (row, dim).
