@@ -12,6 +12,14 @@
 // "hi" = {4-7, 12-15, 20-23, 28-31}; `restore_order` puts them back in order.
 #pragma once
 
+#ifndef FORGE_ISA
+#error "kernel headers are compiled per ISA: include them from kernel_table.cpp only"
+#endif
+
+namespace forge::cpu::FORGE_ISA::bf16_dot {
+constexpr int kPairLanes = 32;  // results per (lo, hi) accumulator pair
+}  // namespace forge::cpu::FORGE_ISA::bf16_dot
+
 #if defined(__AVX512BF16__)
 
 #include <immintrin.h>
@@ -23,13 +31,7 @@
 #include "common/float_types.h"
 #include "cpu/kernels/prefetch.h"
 
-#ifndef FORGE_ISA
-#error "kernel headers are compiled per ISA: include them from kernel_table.cpp only"
-#endif
-
 namespace forge::cpu::FORGE_ISA::bf16_dot {
-
-constexpr int kPairLanes = 32;  // results per (lo, hi) accumulator pair
 
 inline __m512i load32(const bf16* p) { return _mm512_loadu_si512(p); }
 

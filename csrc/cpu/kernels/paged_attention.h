@@ -123,8 +123,7 @@ constexpr int lane_groups() {
 }
 
 // bf16 caches on AVX512-BF16 use the dot-product micro-kernels (attention_bf16_dot.h)
-// when head_size is a multiple of their 32 columns.
-constexpr int bf16_dot_lanes = 32;
+// when head_size is a multiple of their 32 columns (bf16_dot::kPairLanes).
 #if defined(__AVX512BF16__)
 template <typename T>
 constexpr bool kBf16Dot = std::is_same_v<T, bf16>;
@@ -181,8 +180,9 @@ inline void accumulate_lanes(const float* p, int p_stride, const T* v, int D, in
 
 // The next K/V tile a thread reads and its last in-block key `hi`: prefetched while the
 // current one is computed, since blocks are scattered through the cache and the hardware
-// prefetcher cannot guess their address. Keys past `hi` are not fetched (a short context
-// uses a fraction of its block).
+// prefetcher cannot guess their address. Value rows past `hi` are not fetched (a short
+// context uses a fraction of its block); the transposed key tile is fetched whole, as
+// each of its rows holds every key.
 template <typename T>
 struct NextTile {
   const T* kt = nullptr;  // [D][bs]
@@ -190,24 +190,17 @@ struct NextTile {
   int hi = -1;
 };
 
-// Part `part` of `parts` of the next K tile's lines (the whole tile: rows of a transposed
-// tile hold every key). Spreading the requests over the current block's work keeps them
-// flowing.
+// Part `part` of `parts` of the next K tile's lines; spreading the requests over the
+// current block's work keeps them flowing.
 template <typename T>
 inline PrefetchSpan key_span(const NextTile<T>& n, int D, int bs, int part, int parts) {
-  if (n.kt == nullptr) return {};
-  const int64_t lines = (static_cast<int64_t>(D) * bs * sizeof(T) + 63) / 64;
-  const int64_t begin = lines * part / parts;
-  return {reinterpret_cast<const char*>(n.kt) + begin * 64, lines * (part + 1) / parts - begin};
+  return part_of(n.kt, static_cast<int64_t>(D) * bs * sizeof(T), part, parts);
 }
 
 // Likewise the next V tile's rows [0, hi].
 template <typename T>
 inline PrefetchSpan value_span(const NextTile<T>& n, int D, int part, int parts) {
-  if (n.vt == nullptr) return {};
-  const int64_t lines = (static_cast<int64_t>(D) * (n.hi + 1) * sizeof(T) + 63) / 64;
-  const int64_t begin = lines * part / parts;
-  return {reinterpret_cast<const char*>(n.vt) + begin * 64, lines * (part + 1) / parts - begin};
+  return part_of(n.vt, static_cast<int64_t>(D) * (n.hi + 1) * sizeof(T), part, parts);
 }
 
 // Calls fn.template operator()<R>(first_row) over rows in blocks of kRowBlock, then the tail.
@@ -308,7 +301,7 @@ void run_work_item(const PagedAttentionArgs& a, const WorkItem& w, const WorkIte
   const int rows = n_tok * group;
   const bool windowed = a.sliding_window > 0;
   const bool capped = a.softcap > 0.f;
-  const bool dot = kBf16Dot<T> && D % bf16_dot_lanes == 0;
+  const bool dot = kBf16Dot<T> && D % bf16_dot::kPairLanes == 0;
 
   // Row r = t * group + g: query token first_token + t, query head kv_head * group + g.
   const T* q_base = static_cast<const T*>(a.query);
@@ -360,7 +353,7 @@ void run_work_item(const PagedAttentionArgs& a, const WorkItem& w, const WorkIte
     for_row_blocks(rows, [&]<int R>(int r0) {
       constexpr int C = lane_groups<R>();
       constexpr int G = dot_groups<R>();
-      const int step = dot ? G * bf16_dot_lanes : C * kLanes;
+      const int step = dot ? G * bf16_dot::kPairLanes : C * kLanes;
       const float* q = s.q.get() + static_cast<int64_t>(r0) * D;
       float* sr = S + static_cast<int64_t>(r0) * bs;
       const int parts = (j1 - c0) / step + 1;
@@ -375,9 +368,9 @@ void run_work_item(const PagedAttentionArgs& a, const WorkItem& w, const WorkIte
             c += step;
             continue;
           }
-          if (dot && c + bf16_dot_lanes <= bs) {
+          if (dot && c + bf16_dot::kPairLanes <= bs) {
             bf16_dot::scores<R, 1>(q16, D, kt, bs, c, a.scale, sr, bs, pf);
-            c += bf16_dot_lanes;
+            c += bf16_dot::kPairLanes;
             continue;
           }
         }
@@ -430,7 +423,7 @@ void run_work_item(const PagedAttentionArgs& a, const WorkItem& w, const WorkIte
     for_row_blocks(rows, [&]<int R>(int r0) {
       constexpr int C = lane_groups<R>();
       constexpr int G = dot_groups<R>();
-      const int step = dot ? G * bf16_dot_lanes : C * kLanes;
+      const int step = dot ? G * bf16_dot::kPairLanes : C * kLanes;
       float* o = s.out.get() + static_cast<int64_t>(r0) * D;
       const int parts = (D + step - 1) / step;
       int c = 0;
@@ -445,7 +438,7 @@ void run_work_item(const PagedAttentionArgs& a, const WorkItem& w, const WorkIte
               c += step;
             } else {
               bf16_dot::accumulate<R, 1>(p16, bs, vt, D, j0, j1, c, o, pf);
-              c += bf16_dot_lanes;
+              c += bf16_dot::kPairLanes;
             }
             continue;
           }

@@ -15,11 +15,16 @@ namespace forge::cpu::FORGE_ISA {
 struct PrefetchSpan {
   const char* p = nullptr;
   int64_t lines = 0;
-
-  inline void issue() const {
-    for (int64_t l = 0; l < lines; ++l) __builtin_prefetch(p + l * 64, 0, 2);
-  }
 };
+
+// Part `part` of `parts` of the cache lines covering `bytes` from `base` (nothing for a
+// null base).
+inline PrefetchSpan part_of(const void* base, int64_t bytes, int part, int parts) {
+  if (base == nullptr) return {};
+  const int64_t lines = (bytes + 63) / 64;
+  const int64_t begin = lines * part / parts;
+  return {static_cast<const char*>(base) + begin * 64, lines * (part + 1) / parts - begin};
+}
 
 // Spreads a prefetch span over `iterations` loop iterations: lines [i k, (i + 1) k)
 // at iteration i, so the requests flow with the work instead of in one burst.

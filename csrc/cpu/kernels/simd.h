@@ -33,7 +33,12 @@ inline vfloat load16(const float* p) {
 inline vfloat load16(const bf16* p) {
 #if defined(__AVX512F__)
   // One zero-extending load and a shift (GCC splits the generic form into ymm halves).
-  const __m512i w = _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16);
+  // The maskz forms with an all-ones mask are the same instructions; the plain ones trip
+  // GCC 12's -Wmaybe-uninitialized on their "undefined" pass-through (GCC bug 105593).
+  const __m512i z = _mm512_maskz_cvtepu16_epi32(0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  vu32 w;
+  std::memcpy(&w, &z, sizeof w);
+  w <<= 16;
   vfloat v;
   std::memcpy(&v, &w, sizeof v);
   return v;
@@ -72,7 +77,7 @@ inline void store16(bf16* p, vfloat v) {
 #if defined(__AVX512F__)
   __m512i b;
   std::memcpy(&b, &bits, sizeof b);
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(b));  // one vpmovdw
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_maskz_cvtepi32_epi16(0xFFFF, b));  // one vpmovdw
 #else
   const vu16 h = __builtin_convertvector(bits, vu16);
   std::memcpy(p, &h, sizeof h);
