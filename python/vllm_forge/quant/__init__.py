@@ -1,0 +1,1 @@
+"""Weight-only quantised matmul: the packed layout (format.py) and the checkpoint repackers."""
