@@ -7,6 +7,7 @@
 set(FORGE_CPU_SOURCES
   csrc/cpu/activation.cpp
   csrc/cpu/paged_attention.cpp
+  csrc/cpu/quant_gemm.cpp
   csrc/cpu/reshape_and_cache.cpp
   csrc/cpu/rms_norm.cpp
   csrc/cpu/rotary_embedding.cpp

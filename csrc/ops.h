@@ -87,4 +87,14 @@ void log_softmax_cuda(at::Tensor& out, const at::Tensor& input,
 void topk_softmax_cuda(at::Tensor& topk_weights, at::Tensor& topk_ids,
                        const at::Tensor& gating_output, bool renormalize);
 
+// Quantised matmul -------------------------------------------------------------------
+
+void quant_gemm_cpu(at::Tensor& out,                         // [M, N]
+                    const at::Tensor& x,                     // [M, K]
+                    const at::Tensor& qweight,               // int8 [N, K] | uint8 [N, ceil(K/32)*16]
+                    const at::Tensor& scales,                // [N, ceil(K / group_size)]
+                    const std::optional<at::Tensor>& mins,   // like scales
+                    const std::optional<at::Tensor>& bias,   // [N]
+                    int64_t bits, int64_t group_size);
+
 }  // namespace forge

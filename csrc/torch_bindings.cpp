@@ -48,6 +48,14 @@ TORCH_LIBRARY(vllm_forge, m) {
       "topk_softmax(Tensor! topk_weights, Tensor! topk_ids, Tensor gating_output, "
       "bool renormalize) -> ()");
 
+  // Weight-only quantised matmul: out [M, N] = x [M, K] @ W^T (+ bias [N]), W [N, K] =
+  // scales * codes + mins per group of group_size k (python/vllm_forge/quant/format.py):
+  // bits 8: qweight int8 [N, K]; bits 4: qweight uint8 [N, ceil(K / 32) * 16]; scales and
+  // mins float32 or float16 [N, ceil(K / group_size)]. fp32 math.
+  m.def(
+      "quant_gemm(Tensor! out, Tensor x, Tensor qweight, Tensor scales, Tensor? mins, "
+      "Tensor? bias, int bits, int group_size) -> ()");
+
   // Collectives among the local ranks of a group, over one POSIX shared-memory segment
   // (csrc/cpu/shm_collectives.cpp). A group is made once (the returned handle names it);
   // the segment /forge-<token>-<group> is unlinked as soon as every rank has mapped it.

@@ -134,6 +134,36 @@ struct TopkSoftmaxArgs {
   bool renormalize;
 };
 
+// Weight-only quantised matmul: out = x @ W^T (+ bias), W [N, K] = scales * codes + mins
+// per group of group_size k (python/vllm_forge/quant/format.py has the layout).
+struct QuantGemmArgs {
+  void* out;                 // [M, N], x's dtype
+  int64_t out_stride_row;
+  const void* x;             // [M, K]
+  int64_t x_stride_row;
+  const uint8_t* qweight;    // bits 8: int8 [N, K]; bits 4: uint8 [N, ceil(K / 32) * 16]
+  int64_t q_stride_row;      // bytes
+  const void* scales;        // [N, num_groups], float32 or float16
+  const void* mins;          // [N, num_groups], like scales, or nullptr
+  int64_t s_stride_row;      // elements, shared by scales and mins
+  bool scales_fp16;
+  const void* bias;          // [N], x's dtype, or nullptr
+  int64_t m;
+  int64_t n;
+  int64_t k;
+  int bits;                  // 4 or 8
+  int group_size;            // 16, 32, 64, 128 or 256
+};
+
+// Rows [n_begin, n_end) of W above, written as fp32 or T rows of k elements.
+struct QuantDequantArgs {
+  const QuantGemmArgs* gemm;
+  void* dst;                 // [n_end - n_begin, k]
+  int64_t dst_stride_row;
+  int64_t n_begin;
+  int64_t n_end;
+};
+
 struct SumArgs {
   const void* const* srcs;  // num_srcs arrays of n elements, summed in this order
   int num_srcs;

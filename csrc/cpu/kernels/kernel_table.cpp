@@ -4,6 +4,7 @@
 
 #include "cpu/kernels/activation.h"
 #include "cpu/kernels/paged_attention.h"
+#include "cpu/kernels/quant_gemm.h"
 #include "cpu/kernels/reshape_and_cache.h"
 #include "cpu/kernels/rms_norm.h"
 #include "cpu/kernels/rotary_embedding.h"
@@ -32,6 +33,8 @@ constexpr TypedKernels<T> typed() {
       &softmax_kernel<T>,
       &topk_softmax_kernel<T>,
       &sum_kernel<T>,
+      &quant_gemm_kernel<T>,
+      &quant_dequantize_kernel<T>,
   };
 }
 

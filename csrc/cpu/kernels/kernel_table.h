@@ -26,6 +26,8 @@ struct TypedKernels {
   void (*softmax)(const SoftmaxArgs&);
   void (*topk_softmax)(const TopkSoftmaxArgs&);
   void (*sum)(const SumArgs&);
+  void (*quant_gemm)(const QuantGemmArgs&);
+  void (*quant_dequantize)(const QuantDequantArgs&);
 };
 
 struct KernelTable {

@@ -8,7 +8,7 @@
 
 #include "common/float_types.h"
 
-#if defined(__AVX512F__)
+#if defined(__AVX2__) || defined(__AVX512F__)
 #include <immintrin.h>
 #endif
 
@@ -53,9 +53,25 @@ inline vfloat load16(const bf16* p) {
 }
 
 inline vfloat load16(const fp16* p) {
+#if defined(__AVX512F__)
+  // vcvtph2ps (GCC lowers the generic conversion to 16 scalar conversions without
+  // AVX512-FP16).
+  const __m512 f = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  vfloat v;
+  std::memcpy(&v, &f, sizeof v);
+  return v;
+#elif defined(__F16C__)
+  const __m256 lo = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  const __m256 hi = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 8)));
+  vfloat v;
+  std::memcpy(&v, &lo, sizeof lo);
+  std::memcpy(reinterpret_cast<char*>(&v) + sizeof lo, &hi, sizeof hi);
+  return v;
+#else
   vhalf h;
   std::memcpy(&h, p, sizeof h);
   return __builtin_convertvector(h, vfloat);
+#endif
 }
 
 inline void store16(float* p, vfloat v) { std::memcpy(p, &v, sizeof v); }

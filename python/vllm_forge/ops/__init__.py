@@ -22,7 +22,7 @@ from vllm_forge import triton as forge_triton
 from vllm_forge.ops import python_ops, reference
 
 OPS = ("reshape_and_cache", "paged_attention", "rms_norm", "fused_add_rms_norm", "silu_and_mul",
-       "gelu_and_mul", "rotary_embedding", "softmax", "log_softmax", "topk_softmax")
+       "gelu_and_mul", "rotary_embedding", "softmax", "log_softmax", "topk_softmax", "quant_gemm")
 
 # The module of vllm_forge.triton that holds each op's launcher.
 TRITON_MODULES = {
@@ -30,6 +30,7 @@ TRITON_MODULES = {
     "rms_norm": "norms", "fused_add_rms_norm": "norms", "silu_and_mul": "activation",
     "gelu_and_mul": "activation", "rotary_embedding": "rotary_embedding",
     "softmax": "softmax", "log_softmax": "softmax", "topk_softmax": "softmax",
+    "quant_gemm": "quant_gemm",
 }
 
 
@@ -180,3 +181,10 @@ def topk_softmax(topk_weights: torch.Tensor, topk_ids: torch.Tensor, gating_outp
     """MoE routing: top-k of softmax(gating_output) into topk_weights / topk_ids [rows, k]."""
     _kernel("topk_softmax", gating_output.device.type)(topk_weights, topk_ids, gating_output,
                                                          renormalize)
+
+
+def quant_gemm(out: torch.Tensor, x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor,
+               mins: torch.Tensor | None, bias: torch.Tensor | None, bits: int,
+               group_size: int) -> None:
+    """out [M, N] = x [M, K] @ W^T (+ bias), W weight-only quantised (quant/format.py)."""
+    _kernel("quant_gemm", x.device.type)(out, x, qweight, scales, mins, bias, bits, group_size)

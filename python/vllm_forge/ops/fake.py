@@ -78,3 +78,20 @@ def _ipc_all_reduce_fake(buffer, out, input, two_shot) -> None:
 @torch.library.register_fake("vllm_forge::ipc_group_open")
 def _ipc_group_open_fake(buffer, handles, rank) -> None:
     return None
+
+
+@torch.library.register_fake("vllm_forge::quant_gemm")
+def _quant_gemm_fake(out, x, qweight, scales, mins, bias, bits, group_size) -> None:
+    from vllm_forge.quant.format import num_groups, packed_columns
+
+    torch._check(x.dim() == 2 and qweight.dim() == 2 and out.dim() == 2,
+                 lambda: "quant_gemm: x, qweight and out must be 2-D")
+    torch._check(bits in (4, 8), lambda: f"quant_gemm: bits must be 4 or 8, got {bits}")
+    torch._check(qweight.shape[1] == packed_columns(x.shape[1], bits),
+                 lambda: f"quant_gemm: qweight shape {list(qweight.shape)} does not match K={x.shape[1]}")
+    torch._check(scales.shape[0] == qweight.shape[0]
+                 and scales.shape[1] == num_groups(x.shape[1], group_size),
+                 lambda: f"quant_gemm: scales shape {list(scales.shape)} does not match")
+    torch._check(out.shape[0] == x.shape[0] and out.shape[1] == qweight.shape[0]
+                 and out.dtype == x.dtype, lambda: "quant_gemm: out must be [M, N] in x's dtype")
+    return None

@@ -27,6 +27,7 @@ MUTATED_ARGS = {
     "softmax": ("out",),
     "log_softmax": ("out",),
     "topk_softmax": ("topk_weights", "topk_ids"),
+    "quant_gemm": ("out",),
 }
 
 

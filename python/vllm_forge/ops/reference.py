@@ -3,6 +3,8 @@ the provider of last resort. Clarity over speed."""
 
 import torch
 
+from vllm_forge.quant import checks
+
 
 def reshape_and_cache(key_cache: torch.Tensor, value_cache: torch.Tensor, key: torch.Tensor,
                       value: torch.Tensor, slot_mapping: torch.Tensor) -> None:
@@ -149,3 +151,23 @@ def topk_softmax(topk_weights: torch.Tensor, topk_ids: torch.Tensor, gating_outp
         weights = weights / weights.sum(-1, keepdim=True)
     topk_weights.copy_(weights)
     topk_ids.copy_(ids.to(torch.int32))
+
+
+def quant_gemm(out: torch.Tensor, x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor,
+               mins: torch.Tensor | None, bias: torch.Tensor | None, bits: int,
+               group_size: int) -> None:
+    """Weight-only quantised matmul: out = x @ W^T (+ bias), in fp32.
+
+    out: [M, N] (x's dtype); x: [M, K]
+    qweight: bits 8: int8 [N, K]; bits 4: uint8 [N, ceil(K / 32) * 16]
+    scales, mins: float32 | float16 [N, ceil(K / group_size)]; bias: [N]
+    W [N, K] = scales * codes + mins per group (python/vllm_forge/quant/format.py).
+    """
+    from vllm_forge.quant.format import dequantize
+
+    checks.quant_gemm(out, x, qweight, scales, mins, bias, bits, group_size)
+    w = dequantize(qweight, scales, mins, bits, group_size, x.shape[1])
+    y = x.float() @ w.t()
+    if bias is not None:
+        y = y + bias.float()
+    out.copy_(y)

@@ -1,0 +1,374 @@
+// Weight-only quantised matmul: out[m, n] = sum_k x[m, k] W[n, k] (+ bias[n]), with
+// W[n, k] = s[n, g] * q[n, k] + mins[n, g] read from the packed layout of
+// python/vllm_forge/quant/format.py and dequantised in registers.
+//
+// Two paths, by the rows of x (the launcher, cpu/quant_gemm.cpp, sends large m to
+// panels of W dequantised by quant_dequantize_kernel and multiplied by torch's GEMM):
+// - direct (m <= kDirectMaxRows, decode): each 32-code block of W is dequantised to fp32
+//   in registers (W = s q + m, one FMA per 16 lanes) and used at once by every row: the
+//   weight bytes are read once and nothing else is written, so it runs at the memory
+//   bandwidth of the weight.
+// - strip (small batches): each thread dequantises kNr rows of W into a strip in L1/L2
+//   once, then runs every row of x through it with a kMr x kNr register-tiled
+//   micro-kernel, so the unpacking is paid once per weight, not once per row tile.
+//   With AVX512-BF16 and bf16 x the strip is bf16 and the micro-kernel vdpbf16ps (32
+//   products per instruction, fp32 sums): W rounded once to bf16, as vLLM's unquantised
+//   bf16 model stores it. Otherwise the strip is fp32 and the math FMAs.
+// The fp32 math of both is the reference's up to the order of the sums: W = s q + m is
+// exact in fp32 for every GGUF and GPTQ/AWQ type. x rows are first copied, padded with
+// zeros to a multiple of 32, so the block loops have no tails.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include "common/kernel_args.h"
+#include "cpu/kernels/convert.h"
+#include "cpu/kernels/simd.h"
+
+namespace forge::cpu::FORGE_ISA {
+namespace quant {
+
+constexpr int kBlock = 32;  // k per int4 block of 16 bytes, and per inner-loop step
+constexpr int kMr = 4;      // rows of x per register tile
+constexpr int kNr = 4;      // output columns per register tile: kMr * kNr accumulators
+constexpr int kDirectMaxRows = 4;  // rows of x up to which W is dequantised in registers
+
+typedef int32_t vi32 __attribute__((vector_size(kLanes * sizeof(int32_t))));
+
+// 16 bytes widened to 16 int32 lanes, zero- (SIGNED = false) or sign-extended. One
+// vpmovzxbd / vpmovsxbd per 16 lanes (GCC turns the generic conversion into scalar
+// byte extractions).
+template <bool SIGNED>
+inline vi32 widen16(const uint8_t* p) {
+  vi32 w;
+#if defined(__AVX512F__)
+  const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m512i z = SIGNED ? _mm512_cvtepi8_epi32(b) : _mm512_cvtepu8_epi32(b);
+  std::memcpy(&w, &z, sizeof w);
+#elif defined(__AVX2__)
+  const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m256i lo = SIGNED ? _mm256_cvtepi8_epi32(b) : _mm256_cvtepu8_epi32(b);
+  const __m128i b8 = _mm_srli_si128(b, 8);
+  const __m256i hi = SIGNED ? _mm256_cvtepi8_epi32(b8) : _mm256_cvtepu8_epi32(b8);
+  std::memcpy(&w, &lo, sizeof lo);
+  std::memcpy(reinterpret_cast<char*>(&w) + sizeof lo, &hi, sizeof hi);
+#else
+  for (int i = 0; i < kLanes; ++i)
+    w[i] = SIGNED ? static_cast<int32_t>(static_cast<int8_t>(p[i])) : static_cast<int32_t>(p[i]);
+#endif
+  return w;
+}
+
+// The 32 codes of one block as two 16-lane vectors: k = 32 b + 0..15 and 32 b + 16..31.
+// bits 4: 16 bytes, low nibbles then high nibbles; bits 8: 32 int8.
+template <int BITS>
+inline void load_codes(const uint8_t* block, vfloat& lo, vfloat& hi) {
+  if constexpr (BITS == 4) {
+    const vi32 w = widen16<false>(block);
+    lo = __builtin_convertvector(w & 15, vfloat);
+    hi = __builtin_convertvector(w >> 4, vfloat);
+  } else {
+    lo = __builtin_convertvector(widen16<true>(block), vfloat);
+    hi = __builtin_convertvector(widen16<true>(block + 16), vfloat);
+  }
+}
+
+template <int BITS>
+constexpr int block_bytes() {
+  return BITS == 4 ? 16 : 32;
+}
+
+// One weight row's view: its codes, scales and mins, and where its last block is partial.
+template <typename S, int BITS>
+struct WeightRow {
+  const uint8_t* codes;
+  const S* scales;
+  const S* mins;  // nullptr: no mins
+  int64_t full_blocks;  // blocks whose bytes all lie inside the row
+  int64_t blocks;       // ceil(k / 32)
+  int64_t last_group;
+  int group_shift;  // log2(group_size): group sizes are powers of two
+  // bits 8 with k % 32 != 0: the last block's codes, zero-padded (codes past k are
+  // multiplied by x's zero padding, never read from past the row).
+  alignas(16) uint8_t tail[32];
+
+  void init(const QuantGemmArgs& a, int64_t n) {
+    codes = a.qweight + n * a.q_stride_row;
+    scales = static_cast<const S*>(a.scales) + n * a.s_stride_row;
+    mins = a.mins ? static_cast<const S*>(a.mins) + n * a.s_stride_row : nullptr;
+    blocks = (a.k + kBlock - 1) / kBlock;
+    last_group = (a.k + a.group_size - 1) / a.group_size - 1;
+    group_shift = __builtin_ctz(static_cast<unsigned>(a.group_size));
+    full_blocks = BITS == 4 ? blocks : a.k / kBlock;
+    if (full_blocks < blocks) {
+      std::memset(tail, 0, sizeof tail);
+      std::memcpy(tail, codes + full_blocks * kBlock, a.k - full_blocks * kBlock);
+    }
+  }
+
+  const uint8_t* block(int64_t b) const {
+    return b < full_blocks ? codes + b * block_bytes<BITS>() : tail;
+  }
+  // The group of the 16 lanes starting at k0 (k0 past the row only in the padding, where
+  // x is zero: the last group's scale keeps the product finite).
+  int64_t group_of(int64_t k0) const { return std::min<int64_t>(k0 >> group_shift, last_group); }
+};
+
+// Rows [n0, n0 + rows) of W dequantised into a strip of fp32 (or bf16) rows of kp
+// elements, zero past k: W = s q + m in fp32, rounded once for a bf16 strip.
+template <typename D, typename S, int BITS>
+inline void dequantize_strip(const QuantGemmArgs& a, int64_t n0, int rows, int64_t kp, D* strip) {
+  for (int j = 0; j < rows; ++j) {
+    WeightRow<S, BITS> w;
+    w.init(a, n0 + j);
+    D* out = strip + j * kp;
+    for (int64_t b = 0; b < w.blocks; ++b) {
+      vfloat v[2];
+      load_codes<BITS>(w.block(b), v[0], v[1]);
+      for (int h = 0; h < 2; ++h) {
+        const int64_t k0 = b * kBlock + h * kLanes;
+        const int64_t g = w.group_of(k0);
+        vfloat e = v[h] * to_float(w.scales[g]);
+        if (w.mins) e += to_float(w.mins[g]);
+        if (k0 + kLanes > a.k) {  // the zero padding past k
+          for (int i = 0; i < kLanes; ++i) e[i] = k0 + i < a.k ? e[i] : 0.f;
+        }
+        store16(out + k0, e);
+      }
+    }
+  }
+}
+
+// acc[i][j] = sum_k x[i][k] w[j][k] over kp (a multiple of 32) for MR rows of x and NR
+// strip rows. fp32: FMAs. bf16 x with AVX512-BF16: vdpbf16ps, 32 products per
+// instruction summed in fp32.
+template <typename X, int MR, int NR>
+inline void micro_kernel(const X* x, int64_t x_stride, const X* w, int64_t kp,
+                         float result[MR][NR]) {
+  vfloat acc[MR][NR];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) acc[i][j] = vfloat{};
+#if defined(__AVX512BF16__)
+  if constexpr (std::is_same_v<X, bf16>) {
+    for (int64_t k = 0; k < kp; k += kBlock) {
+      __m512bh wv[NR];
+      for (int j = 0; j < NR; ++j)
+        wv[j] = (__m512bh)_mm512_loadu_si512(reinterpret_cast<const void*>(w + j * kp + k));
+      for (int i = 0; i < MR; ++i) {
+        const __m512bh xv =
+            (__m512bh)_mm512_loadu_si512(reinterpret_cast<const void*>(x + i * x_stride + k));
+        for (int j = 0; j < NR; ++j) {
+          __m512 c;
+          std::memcpy(&c, &acc[i][j], sizeof c);
+          c = _mm512_dpbf16_ps(c, xv, wv[j]);
+          std::memcpy(&acc[i][j], &c, sizeof c);
+        }
+      }
+    }
+  } else
+#endif
+  {
+    static_assert(std::is_same_v<X, float> || std::is_same_v<X, bf16>);
+    if constexpr (std::is_same_v<X, float>) {
+      for (int64_t k = 0; k < kp; k += kLanes) {
+        vfloat wv[NR];
+        for (int j = 0; j < NR; ++j) wv[j] = load16(w + j * kp + k);
+        for (int i = 0; i < MR; ++i) {
+          const vfloat xv = load16(x + i * x_stride + k);
+          for (int j = 0; j < NR; ++j) acc[i][j] += xv * wv[j];
+        }
+      }
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) result[i][j] = reduce_add(acc[i][j]);
+}
+
+// The direct path for a few rows of x: acc[i][j] = sum_k x[i][k] W[n0 + j][k] with
+// each block of W dequantised to fp32 in registers (W = s q + m, one FMA) and used at
+// once by MR rows: no strip written and read back, which is what decode (M = 1) is
+// bound by. x: fp32 rows of kp elements.
+template <typename S, int BITS, int MR, int NR>
+inline void direct_tile(const QuantGemmArgs& a, const float* x, int64_t kp, int64_t n0,
+                        float result[MR][NR]) {
+  vfloat acc[MR][NR];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) acc[i][j] = vfloat{};
+  WeightRow<S, BITS> w[NR];
+  for (int j = 0; j < NR; ++j) w[j].init(a, n0 + j);
+  for (int64_t b = 0; b < w[0].blocks; ++b) {
+    const int64_t g0 = w[0].group_of(b * kBlock), g1 = w[0].group_of(b * kBlock + kLanes);
+    for (int j = 0; j < NR; ++j) {
+      vfloat lo, hi;
+      load_codes<BITS>(w[j].block(b), lo, hi);
+      if (w[j].mins) {
+        lo = lo * to_float(w[j].scales[g0]) + to_float(w[j].mins[g0]);
+        hi = hi * to_float(w[j].scales[g1]) + to_float(w[j].mins[g1]);
+      } else {
+        lo *= to_float(w[j].scales[g0]);
+        hi *= to_float(w[j].scales[g1]);
+      }
+      for (int i = 0; i < MR; ++i) {
+        acc[i][j] += load16(x + i * kp + b * kBlock) * lo;  // two statements: two FMAs
+        acc[i][j] += load16(x + i * kp + b * kBlock + kLanes) * hi;
+      }
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) result[i][j] = reduce_add(acc[i][j]);
+}
+
+// Whether bf16 x multiplies a bf16 strip (vdpbf16ps); otherwise x and W are fp32.
+template <typename T>
+constexpr bool kBf16Dot =
+#if defined(__AVX512BF16__)
+    std::is_same_v<T, bf16>;
+#else
+    false;
+#endif
+
+// out[m0 .. m0 + MR, n0 .. n0 + NR] = the tile's sums + bias, for every row tile of x.
+// tile(mr_tag, m0, r) fills r[MR][NR].
+template <typename T, int NR, typename Tile>
+inline void store_rows(const QuantGemmArgs& a, int64_t n0, Tile tile) {
+  T* out = static_cast<T*>(a.out);
+  const T* bias = static_cast<const T*>(a.bias);
+  auto run = [&](auto mr_tag, int64_t m0) {
+    constexpr int MR = decltype(mr_tag)::value;
+    float r[MR][NR];
+    tile(mr_tag, m0, r);
+    for (int j = 0; j < NR; ++j) {
+      const float b = bias ? to_float(bias[n0 + j]) : 0.f;
+      for (int i = 0; i < MR; ++i)
+        out[(m0 + i) * a.out_stride_row + n0 + j] = from_float<T>(r[i][j] + b);
+    }
+  };
+  int64_t m0 = 0;
+  for (; m0 + kMr <= a.m; m0 += kMr) run(std::integral_constant<int, kMr>{}, m0);
+  switch (a.m - m0) {
+    case 3: run(std::integral_constant<int, 3>{}, m0); break;
+    case 2: run(std::integral_constant<int, 2>{}, m0); break;
+    case 1: run(std::integral_constant<int, 1>{}, m0); break;
+    default: break;
+  }
+}
+
+// x rows converted to X and padded with zeros to kp, in a buffer reused across calls.
+template <typename X, typename T>
+inline const X* padded_rows(const QuantGemmArgs& a, int64_t kp) {
+  thread_local std::vector<X> scratch;
+  scratch.resize(a.m * kp);
+  X* xs = scratch.data();
+  const T* x = static_cast<const T*>(a.x);
+  for (int64_t i = 0; i < a.m; ++i) {
+    const T* src = x + i * a.x_stride_row;
+    X* dst = xs + i * kp;
+    if constexpr (std::is_same_v<X, T>) {
+      std::memcpy(dst, src, a.k * sizeof(T));
+    } else {
+      for (int64_t k = 0; k < a.k; ++k) dst[k] = to_float(src[k]);
+    }
+    std::memset(static_cast<void*>(dst + a.k), 0, (kp - a.k) * sizeof(X));
+  }
+  return xs;
+}
+
+// Output columns in tiles of kNr (then single columns), split over the OpenMP threads;
+// column_tile(nr_tag, n0, strip) computes one, strip: a per-thread buffer of kNr * kp X.
+template <typename X, typename ColumnTile>
+inline void for_column_tiles(const QuantGemmArgs& a, int64_t kp, bool strip_needed,
+                             ColumnTile column_tile) {
+  const int64_t full = a.n / kNr, tiles = full + (a.n - full * kNr);
+#pragma omp parallel if (a.m * a.n * a.k > (1 << 18))
+  {
+    std::vector<X> strip(strip_needed ? kNr * kp : 0);
+#pragma omp for schedule(static)
+    for (int64_t t = 0; t < tiles; ++t) {
+      if (t < full) {
+        column_tile(std::integral_constant<int, kNr>{}, t * kNr, strip.data());
+      } else {
+        column_tile(std::integral_constant<int, 1>{}, full * kNr + (t - full), strip.data());
+      }
+    }
+  }
+}
+
+template <typename T, typename S, int BITS>
+void gemm(const QuantGemmArgs& a) {
+  const int64_t kp = (a.k + kBlock - 1) / kBlock * kBlock;
+  if (a.m <= kDirectMaxRows) {
+    const float* xs = padded_rows<float, T>(a, kp);
+    for_column_tiles<float>(a, kp, false, [&](auto nr_tag, int64_t n0, float*) {
+      constexpr int NR = decltype(nr_tag)::value;
+      store_rows<T, NR>(a, n0, [&](auto mr_tag, int64_t m0, float (*r)[NR]) {
+        direct_tile<S, BITS, decltype(mr_tag)::value, NR>(a, xs + m0 * kp, kp, n0, r);
+      });
+    });
+    return;
+  }
+  using X = std::conditional_t<kBf16Dot<T>, bf16, float>;
+  const X* xs = padded_rows<X, T>(a, kp);
+  for_column_tiles<X>(a, kp, true, [&](auto nr_tag, int64_t n0, X* strip) {
+    constexpr int NR = decltype(nr_tag)::value;
+    dequantize_strip<X, S, BITS>(a, n0, NR, kp, strip);
+    store_rows<T, NR>(a, n0, [&](auto mr_tag, int64_t m0, float (*r)[NR]) {
+      micro_kernel<X, decltype(mr_tag)::value, NR>(xs + m0 * kp, kp, strip, kp, r);
+    });
+  });
+}
+
+template <typename D, typename S, int BITS>
+void dequantize(const QuantDequantArgs& d) {
+  const QuantGemmArgs& a = *d.gemm;
+#pragma omp parallel for schedule(static)
+  for (int64_t n = d.n_begin; n < d.n_end; ++n) {
+    WeightRow<S, BITS> w;
+    w.init(a, n);
+    D* out = static_cast<D*>(d.dst) + (n - d.n_begin) * d.dst_stride_row;
+    for (int64_t b = 0; b < w.blocks; ++b) {
+      vfloat v[2];
+      load_codes<BITS>(w.block(b), v[0], v[1]);
+      for (int h = 0; h < 2; ++h) {
+        const int64_t k0 = b * kBlock + h * kLanes;
+        if (k0 >= a.k) break;
+        const int64_t g = w.group_of(k0);
+        vfloat e = v[h] * to_float(w.scales[g]);
+        if (w.mins) e += to_float(w.mins[g]);
+        if (k0 + kLanes <= a.k) {
+          store16(out + k0, e);
+        } else {
+          for (int64_t k = k0; k < a.k; ++k) out[k] = from_float<D>(e[k - k0]);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace quant
+
+// out = x @ W^T + bias for x of type T (QuantGemmArgs: bits, scale type at run time).
+template <typename T>
+void quant_gemm_kernel(const QuantGemmArgs& a) {
+  if (a.bits == 4) {
+    a.scales_fp16 ? quant::gemm<T, fp16, 4>(a) : quant::gemm<T, float, 4>(a);
+  } else {
+    a.scales_fp16 ? quant::gemm<T, fp16, 8>(a) : quant::gemm<T, float, 8>(a);
+  }
+}
+
+// Rows of W as T.
+template <typename T>
+void quant_dequantize_kernel(const QuantDequantArgs& d) {
+  const QuantGemmArgs& a = *d.gemm;
+  if (a.bits == 4) {
+    a.scales_fp16 ? quant::dequantize<T, fp16, 4>(d) : quant::dequantize<T, float, 4>(d);
+  } else {
+    a.scales_fp16 ? quant::dequantize<T, fp16, 8>(d) : quant::dequantize<T, float, 8>(d);
+  }
+}
+
+}  // namespace forge::cpu::FORGE_ISA

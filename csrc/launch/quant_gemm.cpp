@@ -1,0 +1,104 @@
+// quant_gemm's checks and arguments, for every device. The weight layout (codes, group
+// scales and mins) is python/vllm_forge/quant/format.py's; a weight in any other layout
+// (a GGUF block array, GPTQ's packed int32) is refused by its dtype or shape here.
+#include <ATen/MemoryOverlap.h>
+
+#include "common/checks.h"
+#include "launch/prepare.h"
+
+namespace forge {
+
+int64_t quant_packed_columns(int64_t k, int64_t bits) {
+  return bits == 8 ? k : (k + 31) / 32 * 16;
+}
+
+std::optional<QuantGemmArgs> prepare_quant_gemm(at::Tensor& out, const at::Tensor& x,
+                                                const at::Tensor& qweight,
+                                                const at::Tensor& scales,
+                                                const std::optional<at::Tensor>& mins_opt,
+                                                const std::optional<at::Tensor>& bias_opt,
+                                                int64_t bits, int64_t group_size) {
+  constexpr const char* op = "quant_gemm";
+  TORCH_CHECK(bits == 4 || bits == 8, op, ": bits must be 4 or 8, got ", bits);
+  TORCH_CHECK(group_size == 16 || group_size == 32 || group_size == 64 || group_size == 128 ||
+                  group_size == 256,
+              op, ": group_size must be 16, 32, 64, 128 or 256, got ", group_size);
+  FORGE_CHECK_DIM(op, x, 2);
+  FORGE_CHECK_FLOATING(op, x);
+  FORGE_CHECK_LAST_DIM_CONTIGUOUS(op, x);
+  FORGE_CHECK_SAME_DEVICE(op, out, x);
+  FORGE_CHECK_SAME_DEVICE(op, qweight, x);
+  FORGE_CHECK_SAME_DEVICE(op, scales, x);
+  const int64_t m = x.size(0), k = x.size(1);
+
+  FORGE_CHECK_DIM(op, qweight, 2);
+  if (bits == 8) {
+    TORCH_CHECK(qweight.scalar_type() == at::kChar, op,
+                ": qweight must have dtype int8 for bits=8 (one code per weight), got ",
+                qweight.scalar_type());
+  } else {
+    TORCH_CHECK(qweight.scalar_type() == at::kByte, op,
+                ": qweight must have dtype uint8 for bits=4 (two codes per byte), got ",
+                qweight.scalar_type());
+  }
+  const int64_t n = qweight.size(0);
+  TORCH_CHECK(qweight.size(1) == quant_packed_columns(k, bits), op, ": qweight must have shape [N, ",
+              quant_packed_columns(k, bits), "] for K=", k, " (x.size(1)) and bits=", bits,
+              bits == 4 ? " (16 bytes per 32 weights)" : "", ", got ", shape_string(qweight));
+  FORGE_CHECK_LAST_DIM_CONTIGUOUS(op, qweight);
+
+  const int64_t groups = (k + group_size - 1) / group_size;
+  FORGE_CHECK_DIM(op, scales, 2);
+  TORCH_CHECK(scales.scalar_type() == at::kFloat || scales.scalar_type() == at::kHalf, op,
+              ": scales must have dtype float32 or float16, got ", scales.scalar_type());
+  TORCH_CHECK(scales.size(0) == n && scales.size(1) == groups, op, ": scales must have shape [",
+              n, ", ", groups, "] (N, ceil(K / group_size) for K=", k, ", group_size=",
+              group_size, "), got ", shape_string(scales));
+  FORGE_CHECK_LAST_DIM_CONTIGUOUS(op, scales);
+  if (mins_opt.has_value()) {
+    const at::Tensor& mins = *mins_opt;
+    FORGE_CHECK_SAME_DEVICE(op, mins, x);
+    FORGE_CHECK_SAME_DTYPE(op, mins, scales);
+    TORCH_CHECK(mins.sizes() == scales.sizes() && mins.strides() == scales.strides(), op,
+                ": mins must have the shape and strides of scales ", shape_string(scales),
+                " ", scales.strides(), ", got ", shape_string(mins), " ", mins.strides());
+  }
+  if (bias_opt.has_value()) {
+    const at::Tensor& bias = *bias_opt;
+    FORGE_CHECK_SAME_DEVICE(op, bias, x);
+    FORGE_CHECK_SAME_DTYPE(op, bias, x);
+    TORCH_CHECK(bias.dim() == 1 && bias.size(0) == n, op, ": bias must have shape [", n,
+                "] (N = qweight.size(0)), got ", shape_string(bias));
+    FORGE_CHECK_LAST_DIM_CONTIGUOUS(op, bias);
+  }
+
+  FORGE_CHECK_DIM(op, out, 2);
+  FORGE_CHECK_SAME_DTYPE(op, out, x);
+  TORCH_CHECK(out.size(0) == m && out.size(1) == n, op, ": out must have shape [", m, ", ", n,
+              "] (x.size(0), qweight.size(0)), got ", shape_string(out));
+  FORGE_CHECK_LAST_DIM_CONTIGUOUS(op, out);
+  TORCH_CHECK(at::get_overlap_status(out, x) == at::MemOverlapStatus::No || out.numel() == 0,
+              op, ": out must not share memory with x");
+  if (m == 0 || n == 0) return std::nullopt;
+
+  QuantGemmArgs args{};
+  args.out = out.data_ptr();
+  args.out_stride_row = out.stride(0);
+  args.x = x.data_ptr();
+  args.x_stride_row = x.stride(0);
+  args.qweight = static_cast<const uint8_t*>(qweight.data_ptr());
+  args.q_stride_row = qweight.stride(0);
+  args.scales = scales.data_ptr();
+  args.mins = mins_opt.has_value() ? mins_opt->data_ptr() : nullptr;
+  args.s_stride_row = scales.stride(0);
+  args.scales_fp16 = scales.scalar_type() == at::kHalf;
+  args.bias = bias_opt.has_value() ? bias_opt->data_ptr() : nullptr;
+  args.m = m;
+  args.n = n;
+  args.k = k;
+  args.bits = static_cast<int>(bits);
+  args.group_size = static_cast<int>(group_size);
+  return args;
+}
+
+}  // namespace forge
