@@ -47,7 +47,8 @@ inline vi32 widen16(const uint8_t* p) {
   vi32 w;
 #if defined(__AVX512F__)
   const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-  const __m512i z = SIGNED ? _mm512_cvtepi8_epi32(b) : _mm512_cvtepu8_epi32(b);
+  const __m512i z = SIGNED ? _mm512_maskz_cvtepi8_epi32(0xFFFF, b)
+                            : _mm512_maskz_cvtepu8_epi32(0xFFFF, b);  // maskz: GCC bug 105593
   std::memcpy(&w, &z, sizeof w);
 #elif defined(__AVX2__)
   const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));

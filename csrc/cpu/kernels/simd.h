@@ -56,7 +56,7 @@ inline vfloat load16(const fp16* p) {
 #if defined(__AVX512F__)
   // vcvtph2ps (GCC lowers the generic conversion to 16 scalar conversions without
   // AVX512-FP16).
-  const __m512 f = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  const __m512 f = _mm512_maskz_cvtph_ps(0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
   vfloat v;
   std::memcpy(&v, &f, sizeof v);
   return v;
