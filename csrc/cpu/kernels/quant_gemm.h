@@ -121,6 +121,27 @@ struct WeightRow {
 
 // Rows [n0, n0 + rows) of W dequantised into a strip of fp32 (or bf16) rows of kp
 // elements, zero past k: W = s q + m in fp32, rounded once for a bf16 strip.
+// 32 consecutive values: lo then hi. bf16 with AVX512-BF16: one vcvtne2ps2bf16.
+inline void store32(float* p, vfloat lo, vfloat hi) {
+  store16(p, lo);
+  store16(p + kLanes, hi);
+}
+
+inline void store32(bf16* p, vfloat lo, vfloat hi) {
+#if defined(__AVX512BF16__)
+  __m512 l, h;
+  std::memcpy(&l, &lo, sizeof l);
+  std::memcpy(&h, &hi, sizeof h);
+  _mm512_storeu_si512(reinterpret_cast<void*>(p), (__m512i)_mm512_cvtne2ps_pbh(h, l));
+#else
+  store16(p, lo);
+  store16(p + kLanes, hi);
+#endif
+}
+
+// Rows [n0, n0 + rows) of W dequantised into a strip of fp32 (or bf16) rows of kp
+// elements: W = s q + m in fp32, rounded once for a bf16 strip. Past k the strip holds
+// the last group's s * 0 + m (finite), which x's zero padding cancels.
 template <typename D, typename S, int BITS>
 inline void dequantize_strip(const QuantGemmArgs& a, int64_t n0, int rows, int64_t kp, D* strip) {
   for (int j = 0; j < rows; ++j) {
@@ -128,18 +149,16 @@ inline void dequantize_strip(const QuantGemmArgs& a, int64_t n0, int rows, int64
     w.init(a, n0 + j);
     D* out = strip + j * kp;
     for (int64_t b = 0; b < w.blocks; ++b) {
-      vfloat v[2];
-      load_codes<BITS>(w.block(b), v[0], v[1]);
-      for (int h = 0; h < 2; ++h) {
-        const int64_t k0 = b * kBlock + h * kLanes;
-        const int64_t g = w.group_of(k0);
-        vfloat e = v[h] * to_float(w.scales[g]);
-        if (w.mins) e += to_float(w.mins[g]);
-        if (k0 + kLanes > a.k) {  // the zero padding past k
-          for (int i = 0; i < kLanes; ++i) e[i] = k0 + i < a.k ? e[i] : 0.f;
-        }
-        store16(out + k0, e);
+      vfloat lo, hi;
+      load_codes<BITS>(w.block(b), lo, hi);
+      const int64_t g0 = w.group_of(b * kBlock), g1 = w.group_of(b * kBlock + kLanes);
+      lo *= to_float(w.scales[g0]);
+      hi *= to_float(w.scales[g1]);
+      if (w.mins) {
+        lo += to_float(w.mins[g0]);
+        hi += to_float(w.mins[g1]);
       }
+      store32(out + b * kBlock, lo, hi);
     }
   }
 }
@@ -286,7 +305,8 @@ inline void for_column_tiles(const QuantGemmArgs& a, int64_t kp, bool strip_need
   const int64_t full = a.n / kNr, tiles = full + (a.n - full * kNr);
 #pragma omp parallel if (a.m * a.n * a.k > (1 << 18))
   {
-    std::vector<X> strip(strip_needed ? kNr * kp : 0);
+    thread_local std::vector<X> strip;  // per OpenMP thread, reused across calls
+    if (strip_needed && strip.size() < static_cast<size_t>(kNr * kp)) strip.resize(kNr * kp);
 #pragma omp for schedule(static)
     for (int64_t t = 0; t < tiles; ++t) {
       if (t < full) {
