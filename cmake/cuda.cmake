@@ -10,6 +10,7 @@ set(FORGE_CUDA_SOURCES
   csrc/cuda/activation.cpp
   csrc/cuda/ipc_all_reduce.cpp
   csrc/cuda/paged_attention.cpp
+  csrc/cuda/quant_gemm.cpp
   csrc/cuda/reshape_and_cache.cpp
   csrc/cuda/rms_norm.cpp
   csrc/cuda/rotary_embedding.cpp
@@ -19,6 +20,7 @@ add_library(forge_cuda_kernels OBJECT
   csrc/cuda/kernels/activation.cu
   csrc/cuda/kernels/ipc_all_reduce.cu
   csrc/cuda/kernels/paged_attention.cu
+  csrc/cuda/kernels/quant_gemm.cu
   csrc/cuda/kernels/reshape_and_cache.cu
   csrc/cuda/kernels/rms_norm.cu
   csrc/cuda/kernels/rotary_embedding.cu

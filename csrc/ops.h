@@ -96,5 +96,8 @@ void quant_gemm_cpu(at::Tensor& out,                         // [M, N]
                     const std::optional<at::Tensor>& mins,   // like scales
                     const std::optional<at::Tensor>& bias,   // [N]
                     int64_t bits, int64_t group_size);
+void quant_gemm_cuda(at::Tensor& out, const at::Tensor& x, const at::Tensor& qweight,
+                     const at::Tensor& scales, const std::optional<at::Tensor>& mins,
+                     const std::optional<at::Tensor>& bias, int64_t bits, int64_t group_size);
 
 }  // namespace forge

@@ -5,6 +5,7 @@ benchmarks.gpu.sanitize`."""
 import torch
 
 from tests.utils import make_paged_batch
+from vllm_forge.quant.format import quantize_rtn
 
 
 def main() -> None:
@@ -34,6 +35,14 @@ def main() -> None:
             ops.softmax(torch.empty_like(x), x, torch.ones(5))
             ops.log_softmax(torch.empty_like(x), x, None)
             ops.topk_softmax(torch.empty(5, 2), torch.empty(5, 2, dtype=torch.int32), x, True)
+            # quant_gemm: int4 with mins and bias, int8 without; K=300 ends inside a block.
+            for bits, group, asym, m in ((4, 16, True, 1), (4, 128, True, 5), (8, 32, False, 3)):
+                with torch.device("cpu"):
+                    p = quantize_rtn(torch.randn(9, 300), bits, group, symmetric=not asym)
+                bias = torch.randn(9, dtype=dtype) if asym else None
+                ops.quant_gemm(torch.empty(m, 9, dtype=dtype), x[:m], p.qweight.cuda(),
+                               p.scales.cuda(), p.mins.cuda() if asym else None, bias, bits,
+                               group)
     torch.cuda.synchronize()
     print("sanitize: all ops ran")
 

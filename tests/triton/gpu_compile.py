@@ -20,11 +20,12 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
 from tests.utils import make_paged_batch
+from vllm_forge.quant.format import quantize_rtn
 
 POINTER_TYPES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16",
-                 torch.int32: "i32", torch.int64: "i64"}
+                 torch.int32: "i32", torch.int64: "i64", torch.int8: "i8", torch.uint8: "u8"}
 MODULES = ("reshape_and_cache", "paged_attention", "norms", "activation", "rotary_embedding",
-           "softmax")
+           "softmax", "quant_gemm")
 
 
 class Recorder:
@@ -82,6 +83,20 @@ def launches(dtype):
     decode = make_paged_batch([(1, 20), (1, 9)], num_heads=8, num_kv_heads=2, head_size=128,
                               block_size=16, dtype=dtype, poison=False)
     yield "paged_attention", "paged_attention", (*decode.args(torch.empty_like(decode.query), 0.1),)
+    # quant_gemm: both code widths, a group per element (16) and per tile row (128),
+    # fp16/fp32 scales, with and without mins and bias; the thin (m < 16) and tl.dot tiles.
+    for bits, group, scale_dtype, asym in ((4, 16, torch.float16, True),
+                                           (4, 128, torch.float32, False),
+                                           (8, 32, torch.float16, False),
+                                           (8, 128, torch.float32, True)):
+        p = quantize_rtn(torch.randn(8, 256), bits, group, symmetric=not asym,
+                         scale_dtype=scale_dtype)
+        mins = p.mins if asym else None
+        bias = torch.randn(8, dtype=dtype) if asym else None
+        for m in (1, 32):
+            yield "quant_gemm", "quant_gemm", (torch.empty(m, 8, dtype=dtype),
+                                               torch.randn(m, 256, dtype=dtype), p.qweight,
+                                               p.scales, mins, bias, bits, group)
 
 
 def record(dtypes):

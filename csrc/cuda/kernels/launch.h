@@ -38,5 +38,7 @@ cudaError_t rotary_embedding(DType dtype, const RotaryArgs& args, int64_t max_po
                              cudaStream_t stream);
 cudaError_t softmax(DType dtype, const SoftmaxArgs& args, cudaStream_t stream);
 cudaError_t topk_softmax(DType dtype, const TopkSoftmaxArgs& args, cudaStream_t stream);
+// dtype: x's (and out's and bias's); the scales' type is in args.
+cudaError_t quant_gemm(DType dtype, const QuantGemmArgs& args, cudaStream_t stream);
 
 }  // namespace forge::cuda
