@@ -67,3 +67,6 @@ class ForgePlatformHooks:
         for name in FORGE_CUSTOM_OPS:
             if f"-{name}" not in custom_ops and f"+{name}" not in custom_ops:
                 custom_ops.append(f"+{name}")
+        from vllm_forge.gguf.defaults import apply_defaults
+
+        apply_defaults(vllm_config)  # GGUF models: our loader and tokenizer unless chosen

@@ -1,0 +1,103 @@
+"""The `forge_gguf` model loader: streams a GGUF file's tensors into vLLM's model by
+their Hugging Face names, through the model's own `load_weights` (so vLLM's name
+routing and shard merging apply), with the raw quantised rows left for our layers to
+repack (weights.py)."""
+
+import logging
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from gguf import GGMLQuantizationType
+from vllm.model_executor.model_loader.base_loader import BaseModelLoader
+
+from vllm_forge.gguf import arch, weights
+from vllm_forge.gguf.file import architecture, gguf_path, open_reader
+from vllm_forge.quant.format import PackedWeight
+from vllm_forge.quant.gguf import SUPPORTED_TYPES
+
+logger = logging.getLogger("vllm.forge.gguf")
+
+
+def check_types(reader) -> None:
+    """Refuse a file with any tensor type we cannot repack, before loading anything."""
+    bad = [(t.name, t.tensor_type.name) for t in reader.tensors
+           if t.tensor_type not in SUPPORTED_TYPES]
+    if bad:
+        listed = ", ".join(f"{name} ({qtype})" for name, qtype in bad[:6])
+        raise ValueError(f"forge_gguf: unsupported GGUF tensor types: {listed}"
+                         f"{' ...' if len(bad) > 6 else ''}; supported: "
+                         f"{', '.join(t.name for t in SUPPORTED_TYPES)}")
+
+
+def _small_float(t) -> torch.Tensor:
+    """A 1-D (norm, bias) tensor as float32, copied out of the memory map."""
+    if t.tensor_type == GGMLQuantizationType.BF16:
+        return torch.from_numpy(np.array(t.data).view(np.int16)).view(torch.bfloat16).float()
+    if t.tensor_type in (GGMLQuantizationType.F32, GGMLQuantizationType.F16):
+        return torch.from_numpy(np.array(t.data, dtype=np.float32))
+    from gguf.quants import dequantize
+
+    return torch.from_numpy(dequantize(t.data, t.tensor_type).astype(np.float32))
+
+
+def gguf_tensors(reader, spec: arch.ArchSpec, hf_config, names: dict[str, str],
+                 current: list, dtype: torch.dtype = torch.float32
+                 ) -> Iterator[tuple[str, torch.Tensor]]:
+    """(Hugging Face name, tensor) for every tensor of the file, in file order: matrices
+    as tagged raw data (weights.tag), 1-D tensors (norms, biases) in `dtype`, the model's
+    (their parameters' dtype: vLLM would cast them on copy, with a warning each).
+    `current[0]` is set to the tensor being handed over (for error messages)."""
+    for t in reader.tensors:
+        hf_name = names.get(t.name)
+        if hf_name is None:  # arch.DERIVED_TENSORS
+            continue
+        current[0] = f"{t.name} ({t.tensor_type.name}) -> {hf_name}"
+        data = t.data
+        if spec.permute_qk and (".attn_q." in t.name or ".attn_k." in t.name):
+            heads = (hf_config.num_attention_heads if ".attn_q." in t.name
+                     else hf_config.num_key_value_heads)
+            data = arch.unpermute_qk_rows(data, heads)
+        shape = tuple(reversed([int(d) for d in t.shape]))
+        if len(shape) == 2:
+            yield hf_name, weights.tag(data, t.name, t.tensor_type, shape)
+        else:
+            if data is not t.data:
+                t = t._replace(data=data)
+            yield hf_name, _small_float(t).to(dtype)
+
+
+class GGUFModelLoader(BaseModelLoader):
+    def download_model(self, model_config) -> None:
+        gguf_path(model_config.model)  # local files only: check that it is there
+
+    def load_weights(self, model: torch.nn.Module, model_config) -> None:
+        path = gguf_path(model_config.model)
+        reader = open_reader(path)
+        spec = arch.arch_spec(architecture(reader))
+        check_types(reader)
+        hf_config = model_config.hf_text_config
+        names = arch.hf_names(spec.gguf_arch, hf_config, [t.name for t in reader.tensors])
+        current = [None]
+        try:
+            model.load_weights(gguf_tensors(reader, spec, hf_config, names, current,
+                                            model_config.dtype))
+        except Exception as e:
+            if current[0] is not None:
+                e.add_note(f"forge_gguf: while loading GGUF tensor {current[0]} from {path}")
+            raise
+        packed, other = weight_bytes(model)
+        logger.info("Loaded %d GGUF tensors from %s (%s): %.1f MiB of quantised weights, "
+                    "%.1f MiB of other parameters", len(names), path.name, spec.gguf_arch,
+                    packed / 2**20, other / 2**20)
+
+
+def weight_bytes(model: torch.nn.Module) -> tuple[int, int]:
+    """(bytes in the parts our layers hold, bytes of every other parameter)."""
+    packed = 0
+    for module in model.modules():
+        for part in getattr(module, "gguf_pending", {}).values():
+            w = part.weight
+            packed += w.nbytes() if isinstance(w, PackedWeight) else w.numel() * w.element_size()
+    other = sum(p.numel() * p.element_size() for p in model.parameters())
+    return packed, other

