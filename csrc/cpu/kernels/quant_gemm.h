@@ -84,11 +84,31 @@ constexpr int block_bytes() {
 }
 
 // One weight row's view: its codes, scales and mins, and where its last block is partial.
+// A row of fp16 scales (or mins) as fp32, in a per-thread buffer for each of the kNr
+// rows of a tile (slot): converted once per row with vector loads, so the block loops
+// load fp32 scalars (a broadcast from memory) instead of converting one half at a time.
+template <typename S>
+inline const float* scales_as_float(const S* row, int64_t groups, int slot, int which) {
+  if constexpr (std::is_same_v<S, float>) {
+    return row;
+  } else {
+    thread_local std::vector<float> buffers[2 * kNr];
+    std::vector<float>& buf = buffers[2 * slot + which];
+    const int64_t padded = (groups + kLanes - 1) / kLanes * kLanes;
+    if (static_cast<int64_t>(buf.size()) < padded) buf.resize(padded);
+    int64_t g = 0;
+    for (; g + kLanes <= groups; g += kLanes) store16(buf.data() + g, load16(row + g));
+    for (; g < groups; ++g) buf[g] = to_float(row[g]);
+    return buf.data();
+  }
+}
+
+// One weight row's view: its codes, scales and mins, and where its last block is partial.
 template <typename S, int BITS>
 struct WeightRow {
   const uint8_t* codes;
-  const S* scales;
-  const S* mins;  // nullptr: no mins
+  const float* scales;
+  const float* mins;  // nullptr: no mins
   int64_t full_blocks;  // blocks whose bytes all lie inside the row
   int64_t blocks;       // ceil(k / 32)
   int64_t last_group;
@@ -97,12 +117,16 @@ struct WeightRow {
   // multiplied by x's zero padding, never read from past the row).
   alignas(16) uint8_t tail[32];
 
-  void init(const QuantGemmArgs& a, int64_t n) {
+  // slot: which of a tile's rows this is (0 .. kNr - 1), for the fp16 scale buffers.
+  void init(const QuantGemmArgs& a, int64_t n, int slot) {
+    const int64_t groups = (a.k + a.group_size - 1) / a.group_size;
     codes = a.qweight + n * a.q_stride_row;
-    scales = static_cast<const S*>(a.scales) + n * a.s_stride_row;
-    mins = a.mins ? static_cast<const S*>(a.mins) + n * a.s_stride_row : nullptr;
+    scales = scales_as_float(static_cast<const S*>(a.scales) + n * a.s_stride_row, groups, slot, 0);
+    mins = a.mins ? scales_as_float(static_cast<const S*>(a.mins) + n * a.s_stride_row, groups,
+                                    slot, 1)
+                  : nullptr;
     blocks = (a.k + kBlock - 1) / kBlock;
-    last_group = (a.k + a.group_size - 1) / a.group_size - 1;
+    last_group = groups - 1;
     group_shift = __builtin_ctz(static_cast<unsigned>(a.group_size));
     full_blocks = BITS == 4 ? blocks : a.k / kBlock;
     if (full_blocks < blocks) {
@@ -119,8 +143,6 @@ struct WeightRow {
   int64_t group_of(int64_t k0) const { return std::min<int64_t>(k0 >> group_shift, last_group); }
 };
 
-// Rows [n0, n0 + rows) of W dequantised into a strip of fp32 (or bf16) rows of kp
-// elements, zero past k: W = s q + m in fp32, rounded once for a bf16 strip.
 // 32 consecutive values: lo then hi. bf16 with AVX512-BF16: one vcvtne2ps2bf16.
 inline void store32(float* p, vfloat lo, vfloat hi) {
   store16(p, lo);
@@ -146,17 +168,17 @@ template <typename D, typename S, int BITS>
 inline void dequantize_strip(const QuantGemmArgs& a, int64_t n0, int rows, int64_t kp, D* strip) {
   for (int j = 0; j < rows; ++j) {
     WeightRow<S, BITS> w;
-    w.init(a, n0 + j);
+    w.init(a, n0 + j, 0);
     D* out = strip + j * kp;
     for (int64_t b = 0; b < w.blocks; ++b) {
       vfloat lo, hi;
       load_codes<BITS>(w.block(b), lo, hi);
       const int64_t g0 = w.group_of(b * kBlock), g1 = w.group_of(b * kBlock + kLanes);
-      lo *= to_float(w.scales[g0]);
-      hi *= to_float(w.scales[g1]);
+      lo *= w.scales[g0];
+      hi *= w.scales[g1];
       if (w.mins) {
-        lo += to_float(w.mins[g0]);
-        hi += to_float(w.mins[g1]);
+        lo += w.mins[g0];
+        hi += w.mins[g1];
       }
       store32(out + b * kBlock, lo, hi);
     }
@@ -219,18 +241,18 @@ inline void direct_tile(const QuantGemmArgs& a, const float* x, int64_t kp, int6
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NR; ++j) acc[i][j] = vfloat{};
   WeightRow<S, BITS> w[NR];
-  for (int j = 0; j < NR; ++j) w[j].init(a, n0 + j);
+  for (int j = 0; j < NR; ++j) w[j].init(a, n0 + j, j);
   for (int64_t b = 0; b < w[0].blocks; ++b) {
     const int64_t g0 = w[0].group_of(b * kBlock), g1 = w[0].group_of(b * kBlock + kLanes);
     for (int j = 0; j < NR; ++j) {
       vfloat lo, hi;
       load_codes<BITS>(w[j].block(b), lo, hi);
       if (w[j].mins) {
-        lo = lo * to_float(w[j].scales[g0]) + to_float(w[j].mins[g0]);
-        hi = hi * to_float(w[j].scales[g1]) + to_float(w[j].mins[g1]);
+        lo = lo * w[j].scales[g0] + w[j].mins[g0];
+        hi = hi * w[j].scales[g1] + w[j].mins[g1];
       } else {
-        lo *= to_float(w[j].scales[g0]);
-        hi *= to_float(w[j].scales[g1]);
+        lo *= w[j].scales[g0];
+        hi *= w[j].scales[g1];
       }
       for (int i = 0; i < MR; ++i) {
         acc[i][j] += load16(x + i * kp + b * kBlock) * lo;  // two statements: two FMAs
@@ -348,7 +370,7 @@ void dequantize(const QuantDequantArgs& d) {
 #pragma omp parallel for schedule(static)
   for (int64_t n = d.n_begin; n < d.n_end; ++n) {
     WeightRow<S, BITS> w;
-    w.init(a, n);
+    w.init(a, n, 0);
     D* out = static_cast<D*>(d.dst) + (n - d.n_begin) * d.dst_stride_row;
     for (int64_t b = 0; b < w.blocks; ++b) {
       vfloat v[2];
@@ -357,8 +379,8 @@ void dequantize(const QuantDequantArgs& d) {
         const int64_t k0 = b * kBlock + h * kLanes;
         if (k0 >= a.k) break;
         const int64_t g = w.group_of(k0);
-        vfloat e = v[h] * to_float(w.scales[g]);
-        if (w.mins) e += to_float(w.mins[g]);
+        vfloat e = v[h] * w.scales[g];
+        if (w.mins) e += w.mins[g];
         if (k0 + kLanes <= a.k) {
           store16(out + k0, e);
         } else {
