@@ -84,6 +84,27 @@ constexpr int block_bytes() {
 }
 
 // One weight row's view: its codes, scales and mins, and where its last block is partial.
+// A row of scales (or mins) as fp32: fp16 ones converted once per row with vector loads
+// into buf (groups floats, per thread), so the block loops broadcast fp32 scalars instead
+// of converting one half at a time. fp32 rows are used in place.
+template <typename S>
+inline const float* scales_as_float(const S* row, int64_t groups, float* buf) {
+  if constexpr (std::is_same_v<S, float>) {
+    return row;
+  } else {
+    int64_t g = 0;
+    for (; g + kLanes <= groups; g += kLanes) store16(buf + g, load16(row + g));
+    for (; g < groups; ++g) buf[g] = to_float(row[g]);
+    return buf;
+  }
+}
+
+// Floats of conversion buffer one WeightRow needs (scales and mins).
+inline int64_t row_buffer_floats(const QuantGemmArgs& a) {
+  return 2 * ((a.k + a.group_size - 1) / a.group_size);
+}
+
+// One weight row's view: its codes, scales and mins, and where its last block is partial.
 // A row of fp16 scales (or mins) as fp32, in a per-thread buffer for each of the kNr
 // rows of a tile (slot): converted once per row with vector loads, so the block loops
 // load fp32 scalars (a broadcast from memory) instead of converting one half at a time.
@@ -117,13 +138,13 @@ struct WeightRow {
   // multiplied by x's zero padding, never read from past the row).
   alignas(16) uint8_t tail[32];
 
-  // slot: which of a tile's rows this is (0 .. kNr - 1), for the fp16 scale buffers.
-  void init(const QuantGemmArgs& a, int64_t n, int slot) {
+  // buf: row_buffer_floats(a) floats of this thread's (for fp16 scales).
+  void init(const QuantGemmArgs& a, int64_t n, float* buf) {
     const int64_t groups = (a.k + a.group_size - 1) / a.group_size;
     codes = a.qweight + n * a.q_stride_row;
-    scales = scales_as_float(static_cast<const S*>(a.scales) + n * a.s_stride_row, groups, slot, 0);
+    scales = scales_as_float(static_cast<const S*>(a.scales) + n * a.s_stride_row, groups, buf);
     mins = a.mins ? scales_as_float(static_cast<const S*>(a.mins) + n * a.s_stride_row, groups,
-                                    slot, 1)
+                                    buf + groups)
                   : nullptr;
     blocks = (a.k + kBlock - 1) / kBlock;
     last_group = groups - 1;
@@ -165,10 +186,11 @@ inline void store32(bf16* p, vfloat lo, vfloat hi) {
 // elements: W = s q + m in fp32, rounded once for a bf16 strip. Past k the strip holds
 // the last group's s * 0 + m (finite), which x's zero padding cancels.
 template <typename D, typename S, int BITS>
-inline void dequantize_strip(const QuantGemmArgs& a, int64_t n0, int rows, int64_t kp, D* strip) {
+inline void dequantize_strip(const QuantGemmArgs& a, int64_t n0, int rows, int64_t kp, D* strip,
+                             float* row_buf) {
   for (int j = 0; j < rows; ++j) {
     WeightRow<S, BITS> w;
-    w.init(a, n0 + j, 0);
+    w.init(a, n0 + j, row_buf);
     D* out = strip + j * kp;
     for (int64_t b = 0; b < w.blocks; ++b) {
       vfloat lo, hi;
@@ -236,12 +258,13 @@ inline void micro_kernel(const X* x, int64_t x_stride, const X* w, int64_t kp,
 // bound by. x: fp32 rows of kp elements.
 template <typename S, int BITS, int MR, int NR>
 inline void direct_tile(const QuantGemmArgs& a, const float* x, int64_t kp, int64_t n0,
+                        float* row_bufs,
                         float result[MR][NR]) {
   vfloat acc[MR][NR];
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NR; ++j) acc[i][j] = vfloat{};
   WeightRow<S, BITS> w[NR];
-  for (int j = 0; j < NR; ++j) w[j].init(a, n0 + j, j);
+  for (int j = 0; j < NR; ++j) w[j].init(a, n0 + j, row_bufs + j * row_buffer_floats(a));
   for (int64_t b = 0; b < w[0].blocks; ++b) {
     const int64_t g0 = w[0].group_of(b * kBlock), g1 = w[0].group_of(b * kBlock + kLanes);
     for (int j = 0; j < NR; ++j) {
@@ -320,21 +343,29 @@ inline const X* padded_rows(const QuantGemmArgs& a, int64_t kp) {
 }
 
 // Output columns in tiles of kNr (then single columns), split over the OpenMP threads;
-// column_tile(nr_tag, n0, strip) computes one, strip: a per-thread buffer of kNr * kp X.
+// column_tile(nr_tag, n0, strip, row_bufs) computes one. Per thread: strip, kNr * kp X
+// (if strip_needed), and row_bufs, kNr WeightRow conversion buffers.
 template <typename X, typename ColumnTile>
 inline void for_column_tiles(const QuantGemmArgs& a, int64_t kp, bool strip_needed,
                              ColumnTile column_tile) {
   const int64_t full = a.n / kNr, tiles = full + (a.n - full * kNr);
 #pragma omp parallel if (a.m * a.n * a.k > (1 << 18))
   {
-    thread_local std::vector<X> strip;  // per OpenMP thread, reused across calls
+    // Thread-local, reused across calls; looked up once per call (a TLS access is a
+    // function call in a shared library).
+    thread_local std::vector<X> strip;
+    thread_local std::vector<float> row_bufs;
     if (strip_needed && strip.size() < static_cast<size_t>(kNr * kp)) strip.resize(kNr * kp);
+    const size_t bufs = static_cast<size_t>(kNr * row_buffer_floats(a));
+    if (row_bufs.size() < bufs) row_bufs.resize(bufs);
+    X* s = strip.data();
+    float* r = row_bufs.data();
 #pragma omp for schedule(static)
     for (int64_t t = 0; t < tiles; ++t) {
       if (t < full) {
-        column_tile(std::integral_constant<int, kNr>{}, t * kNr, strip.data());
+        column_tile(std::integral_constant<int, kNr>{}, t * kNr, s, r);
       } else {
-        column_tile(std::integral_constant<int, 1>{}, full * kNr + (t - full), strip.data());
+        column_tile(std::integral_constant<int, 1>{}, full * kNr + (t - full), s, r);
       }
     }
   }
@@ -345,19 +376,19 @@ void gemm(const QuantGemmArgs& a) {
   const int64_t kp = (a.k + kBlock - 1) / kBlock * kBlock;
   if (a.m <= kDirectMaxRows) {
     const float* xs = padded_rows<float, T>(a, kp);
-    for_column_tiles<float>(a, kp, false, [&](auto nr_tag, int64_t n0, float*) {
+    for_column_tiles<float>(a, kp, false, [&](auto nr_tag, int64_t n0, float*, float* bufs) {
       constexpr int NR = decltype(nr_tag)::value;
       store_rows<T, NR>(a, n0, [&](auto mr_tag, int64_t m0, float (*r)[NR]) {
-        direct_tile<S, BITS, decltype(mr_tag)::value, NR>(a, xs + m0 * kp, kp, n0, r);
+        direct_tile<S, BITS, decltype(mr_tag)::value, NR>(a, xs + m0 * kp, kp, n0, bufs, r);
       });
     });
     return;
   }
   using X = std::conditional_t<kBf16Dot<T>, bf16, float>;
   const X* xs = padded_rows<X, T>(a, kp);
-  for_column_tiles<X>(a, kp, true, [&](auto nr_tag, int64_t n0, X* strip) {
+  for_column_tiles<X>(a, kp, true, [&](auto nr_tag, int64_t n0, X* strip, float* bufs) {
     constexpr int NR = decltype(nr_tag)::value;
-    dequantize_strip<X, S, BITS>(a, n0, NR, kp, strip);
+    dequantize_strip<X, S, BITS>(a, n0, NR, kp, strip, bufs);
     store_rows<T, NR>(a, n0, [&](auto mr_tag, int64_t m0, float (*r)[NR]) {
       micro_kernel<X, decltype(mr_tag)::value, NR>(xs + m0 * kp, kp, strip, kp, r);
     });
@@ -367,24 +398,28 @@ void gemm(const QuantGemmArgs& a) {
 template <typename D, typename S, int BITS>
 void dequantize(const QuantDequantArgs& d) {
   const QuantGemmArgs& a = *d.gemm;
-#pragma omp parallel for schedule(static)
-  for (int64_t n = d.n_begin; n < d.n_end; ++n) {
-    WeightRow<S, BITS> w;
-    w.init(a, n, 0);
-    D* out = static_cast<D*>(d.dst) + (n - d.n_begin) * d.dst_stride_row;
-    for (int64_t b = 0; b < w.blocks; ++b) {
-      vfloat v[2];
-      load_codes<BITS>(w.block(b), v[0], v[1]);
-      for (int h = 0; h < 2; ++h) {
-        const int64_t k0 = b * kBlock + h * kLanes;
-        if (k0 >= a.k) break;
-        const int64_t g = w.group_of(k0);
-        vfloat e = v[h] * w.scales[g];
-        if (w.mins) e += w.mins[g];
-        if (k0 + kLanes <= a.k) {
-          store16(out + k0, e);
-        } else {
-          for (int64_t k = k0; k < a.k; ++k) out[k] = from_float<D>(e[k - k0]);
+#pragma omp parallel
+  {
+    std::vector<float> row_buf(row_buffer_floats(a));
+#pragma omp for schedule(static)
+    for (int64_t n = d.n_begin; n < d.n_end; ++n) {
+      WeightRow<S, BITS> w;
+      w.init(a, n, row_buf.data());
+      D* out = static_cast<D*>(d.dst) + (n - d.n_begin) * d.dst_stride_row;
+      for (int64_t b = 0; b < w.blocks; ++b) {
+        vfloat v[2];
+        load_codes<BITS>(w.block(b), v[0], v[1]);
+        for (int h = 0; h < 2; ++h) {
+          const int64_t k0 = b * kBlock + h * kLanes;
+          if (k0 >= a.k) break;
+          const int64_t g = w.group_of(k0);
+          vfloat e = v[h] * w.scales[g];
+          if (w.mins) e += w.mins[g];
+          if (k0 + kLanes <= a.k) {
+            store16(out + k0, e);
+          } else {
+            for (int64_t k = k0; k < a.k; ++k) out[k] = from_float<D>(e[k - k0]);
+          }
         }
       }
     }
