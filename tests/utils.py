@@ -102,3 +102,17 @@ def _make_paged_batch_on_cpu(seqs, *, num_heads, num_kv_heads, head_size, block_
     qsl[1:] = torch.tensor(q_lens).cumsum(0)
     return PagedBatch(query, key_cache, value_cache, qsl,
                       torch.tensor([s for _, s in seqs], dtype=torch.int32), block_table)
+
+
+def quantized_weight(n: int, k: int, bits: int, group: int, with_mins: bool,
+                     scale_dtype: torch.dtype, seed: int = 0):
+    """A random [n, k] weight as a PackedWeight (round to nearest). with_mins=False: the
+    symmetric codes times the scales only (int4 loses its -8 s mins)."""
+    from vllm_forge.quant.format import PackedWeight, quantize_rtn
+
+    g = torch.Generator().manual_seed(seed)
+    p = quantize_rtn(torch.randn(n, k, generator=g), bits, group, symmetric=not with_mins,
+                     scale_dtype=scale_dtype)
+    if not with_mins and p.mins is not None:
+        p = PackedWeight(p.qweight, p.scales, None, bits, group, k)
+    return p

@@ -11,14 +11,12 @@ runs around generate() only, after a warm-up request.
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from benchmarks.common import RESULTS, machine_line, write_csv
+from benchmarks.e2e import run_child
 
 # A small but not trivial Llama: 8 layers, hidden 1024, 16 query / 4 KV heads of 64, so
 # that attention over long contexts is a real share of each step.
@@ -55,15 +53,7 @@ def child(cfg: dict) -> None:
 
 
 def run_platform(cfg: dict, plugin: bool) -> dict:
-    env = dict(os.environ, VLLM_PLUGINS="forge" if plugin else "none",
-               VLLM_CPU_KVCACHE_SPACE=os.environ.get("VLLM_CPU_KVCACHE_SPACE", "4"),
-               VLLM_LOGGING_LEVEL="WARNING")
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.e2e.bench_generate", "--child",
-                           json.dumps(cfg)], env=env, capture_output=True, text=True)
-    line = next((l for l in proc.stdout.splitlines() if l.startswith("RESULT ")), None)
-    if line is None:
-        raise RuntimeError(f"generation failed:\n{proc.stderr[-4000:]}")
-    return json.loads(line[len("RESULT "):])
+    return run_child("benchmarks.e2e.bench_generate", cfg, plugin, kv_cache_gib="4")
 
 
 def main() -> None:

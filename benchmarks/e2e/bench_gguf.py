@@ -13,13 +13,11 @@ request runs first).
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from benchmarks.common import machine_line, write_csv
+from benchmarks.e2e import run_child
 
 QUESTIONS = [
     "What is the capital of France?", "Write a haiku about the sea.",
@@ -66,15 +64,7 @@ def child(cfg: dict) -> None:
 
 
 def run(cfg: dict, plugin: bool) -> dict:
-    env = dict(os.environ, VLLM_PLUGINS="forge" if plugin else "none",
-               VLLM_CPU_KVCACHE_SPACE=os.environ.get("VLLM_CPU_KVCACHE_SPACE", "2"),
-               VLLM_LOGGING_LEVEL="WARNING")
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.e2e.bench_gguf", "--child",
-                           json.dumps(cfg)], env=env, capture_output=True, text=True)
-    line = next((l for l in proc.stdout.splitlines() if l.startswith("RESULT ")), None)
-    if line is None:
-        raise RuntimeError(f"generation failed:\n{proc.stderr[-4000:]}")
-    return json.loads(line[len("RESULT "):])
+    return run_child("benchmarks.e2e.bench_gguf", cfg, plugin, kv_cache_gib="2")
 
 
 def main() -> None:

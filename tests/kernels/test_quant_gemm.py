@@ -6,8 +6,9 @@ the torch reference."""
 import pytest
 import torch
 
+from tests.utils import quantized_weight
 from vllm_forge.ops import reference
-from vllm_forge.quant.format import GROUP_SIZES, PackedWeight, quantize_rtn
+from vllm_forge.quant.format import GROUP_SIZES, PackedWeight
 
 op = torch.ops.vllm_forge.quant_gemm.default
 
@@ -18,15 +19,6 @@ DTYPES = [torch.float32, torch.bfloat16, torch.float16]
 # Relative to sum_k |x| |W| (the size of the terms, not of their sum): fp32 sums; bf16 W
 # (the bf16 strip / panel) and the rounding of the output.
 REL_TOL = {torch.float32: 2e-6, torch.bfloat16: 2e-2, torch.float16: 2e-3}
-
-
-def make_weight(n, k, bits, group, with_mins, scale_dtype, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    w = torch.randn(n, k, generator=g)
-    p = quantize_rtn(w, bits, group, symmetric=not with_mins, scale_dtype=scale_dtype)
-    if not with_mins and p.mins is not None:  # symmetric int4 (mins -8 s): codes times s only
-        p = PackedWeight(p.qweight, p.scales, None, bits, group, k)
-    return p
 
 
 def check_against_reference(x, p, bias, out=None):
@@ -52,7 +44,7 @@ def check_against_reference(x, p, bias, out=None):
 def test_matches_reference(dtype, bits, m, n, k):
     for group, with_mins, scale_dtype in [(32, True, torch.float16), (16, False, torch.float32),
                                           (128, True, torch.float32)]:
-        p = make_weight(n, k, bits, group, with_mins, scale_dtype, seed=m * 1000 + n)
+        p = quantized_weight(n, k, bits, group, with_mins, scale_dtype, seed=m * 1000 + n)
         x = (torch.randn(m, k) * 2).to(dtype)
         bias = torch.randn(n).to(dtype) if with_mins else None
         check_against_reference(x, p, bias)
@@ -62,14 +54,14 @@ def test_matches_reference(dtype, bits, m, n, k):
 @pytest.mark.parametrize("bits", [4, 8])
 def test_every_group_size(group, bits):
     for m in (1, 8, 40):
-        p = make_weight(12, 300, bits, group, True, torch.float16, seed=group)
+        p = quantized_weight(12, 300, bits, group, True, torch.float16, seed=group)
         check_against_reference(torch.randn(m, 300), p, None)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("m", [1, 9, 64])
 def test_strided_x_and_out(dtype, m):
-    p = make_weight(20, 96, 4, 32, True, torch.float16)
+    p = quantized_weight(20, 96, 4, 32, True, torch.float16)
     x = torch.randn(m, 3 * 96).to(dtype)[:, 96:192]  # row stride 288
     wide = torch.full((m, 50), float("nan"), dtype=dtype)
     out = wide[:, 5:25]
@@ -80,7 +72,7 @@ def test_strided_x_and_out(dtype, m):
 def test_fp32_is_exact_up_to_the_order_of_sums():
     # fp32 x: W = s q + m exactly, fp32 sums: agrees with a float64 computation to fp32
     # rounding of the sums, at every path (direct, strip, panels).
-    p = make_weight(64, 1024, 4, 32, True, torch.float16)
+    p = quantized_weight(64, 1024, 4, 32, True, torch.float16)
     w64 = p.dequantize().double()
     for m in (1, 4, 16, 100):
         x = torch.randn(m, 1024)
@@ -92,7 +84,7 @@ def test_fp32_is_exact_up_to_the_order_of_sums():
 
 
 def test_nan_and_inf_propagate_to_their_row():
-    p = make_weight(10, 64, 8, 32, False, torch.float16)
+    p = quantized_weight(10, 64, 8, 32, False, torch.float16)
     for m in (1, 6, 50):
         x = torch.randn(m, 64)
         x[0, 3] = float("nan")
@@ -102,26 +94,26 @@ def test_nan_and_inf_propagate_to_their_row():
 
 
 def test_empty():
-    p = make_weight(8, 64, 4, 32, True, torch.float16)
+    p = quantized_weight(8, 64, 4, 32, True, torch.float16)
     op(torch.empty(0, 8), torch.empty(0, 64), p.qweight, p.scales, p.mins, None, 4, 32)
     z = PackedWeight(p.qweight[:0], p.scales[:0], p.mins[:0], 4, 32, 64)
     op(torch.empty(3, 0), torch.randn(3, 64), z.qweight, z.scales, z.mins, None, 4, 32)
 
 
 def test_opcheck():
-    p = make_weight(24, 96, 4, 32, True, torch.float16)
+    p = quantized_weight(24, 96, 4, 32, True, torch.float16)
     for m, dtype in ((1, torch.bfloat16), (40, torch.float32)):
         x = torch.randn(m, 96).to(dtype)
         torch.library.opcheck(op, (torch.empty(m, 24, dtype=dtype), x, p.qweight, p.scales,
                                    p.mins, torch.randn(24).to(dtype), 4, 32))
-    q8 = make_weight(24, 96, 8, 16, False, torch.float32)
+    q8 = quantized_weight(24, 96, 8, 16, False, torch.float32)
     torch.library.opcheck(op, (torch.empty(3, 24), torch.randn(3, 96), q8.qweight, q8.scales,
                                None, None, 8, 16))
 
 
 # Bad inputs: the same RuntimeError and message from every provider.
 def args():
-    p = make_weight(6, 64, 4, 32, True, torch.float16)
+    p = quantized_weight(6, 64, 4, 32, True, torch.float16)
     return dict(out=torch.empty(3, 6), x=torch.randn(3, 64), qweight=p.qweight, scales=p.scales,
                 mins=p.mins, bias=torch.randn(6), bits=4, group_size=32)
 

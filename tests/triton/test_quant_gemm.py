@@ -8,10 +8,9 @@ import os
 import pytest
 import torch
 
-from tests.utils import DTYPES
+from tests.utils import DTYPES, quantized_weight
 from vllm_forge import ops
 from vllm_forge.ops import reference
-from vllm_forge.quant.format import PackedWeight, quantize_rtn
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 ON_GPU = DEVICE == "cuda"
@@ -40,15 +39,6 @@ def triton_op():
     fn, why = ops._triton("quant_gemm", DEVICE)
     assert fn is not None, f"Triton cannot serve quant_gemm here: {why}"
     return fn
-
-
-def make_weight(n, k, bits, group, with_mins, scale_dtype, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    p = quantize_rtn(torch.randn(n, k, generator=g), bits, group, symmetric=not with_mins,
-                     scale_dtype=scale_dtype)
-    if not with_mins and p.mins is not None:  # symmetric int4 (mins -8 s): the codes times s
-        p = PackedWeight(p.qweight, p.scales, None, bits, group, k)
-    return p
 
 
 def on_device(*tensors):
@@ -89,7 +79,7 @@ def _strided_like(t):
 def test_quant_gemm(shape, bits, group, scale_dtype, with_mins):
     m, n, k = shape
     torch.manual_seed(m * 1000 + n + k)
-    p = make_weight(n, k, bits, group, with_mins, scale_dtype)
+    p = quantized_weight(n, k, bits, group, with_mins, scale_dtype)
     bias = torch.randn(n) if with_mins else None
     check(torch.randn(m, k), p, bias)
 
@@ -99,7 +89,7 @@ def test_quant_gemm(shape, bits, group, scale_dtype, with_mins):
 @pytest.mark.parametrize("bits", [4, 8])
 def test_quant_gemm_dtypes(dtype, m, bits):
     torch.manual_seed(m + bits)
-    p = make_weight(31, 96, bits, 32, True, torch.float16, seed=bits)
+    p = quantized_weight(31, 96, bits, 32, True, torch.float16, seed=bits)
     check(torch.randn(m, 96).to(dtype), p, torch.randn(31).to(dtype))
 
 
@@ -107,7 +97,7 @@ def test_quant_gemm_dtypes(dtype, m, bits):
 def test_quant_gemm_other_groups(group):
     # 256: one group spans several K steps; the last group is partial (K = 300).
     torch.manual_seed(group)
-    p = make_weight(6, 300, 4, group, True, torch.float32)
+    p = quantized_weight(6, 300, 4, group, True, torch.float32)
     check(torch.randn(5, 300), p, None)
     check(torch.randn(20, 300), p, torch.randn(6))
 
@@ -115,7 +105,7 @@ def test_quant_gemm_other_groups(group):
 @pytest.mark.parametrize("m", [3, 17])
 def test_quant_gemm_strided_x_and_out(m):
     torch.manual_seed(m)
-    p = make_weight(13, 100, 4, 32, True, torch.float16)
+    p = quantized_weight(13, 100, 4, 32, True, torch.float16)
     x = torch.randn(m, 140)[:, 20:120]
     out = check(x, p, torch.randn(13), out=torch.empty(m, 40)[:, :13])
     assert out.stride() == (40, 1)
@@ -123,13 +113,13 @@ def test_quant_gemm_strided_x_and_out(m):
 
 def test_quant_gemm_one_column_and_tiny_k():
     torch.manual_seed(0)
-    check(torch.randn(2, 1), make_weight(1, 1, 4, 16, True, torch.float32), None)
-    check(torch.randn(2, 33), make_weight(1, 33, 8, 16, False, torch.float16), torch.randn(1))
+    check(torch.randn(2, 1), quantized_weight(1, 1, 4, 16, True, torch.float32), None)
+    check(torch.randn(2, 33), quantized_weight(1, 33, 8, 16, False, torch.float16), torch.randn(1))
 
 
 def test_quant_gemm_empty():
     fn = triton_op()
-    p = make_weight(5, 64, 4, 32, True, torch.float16)
+    p = quantized_weight(5, 64, 4, 32, True, torch.float16)
     args = on_device(p.qweight, p.scales, p.mins)
     fn(torch.empty(0, 5, device=DEVICE), torch.empty(0, 64, device=DEVICE), *args, None, 4, 32)
     q0, s0 = torch.empty(0, 32, dtype=torch.uint8), torch.empty(0, 2, dtype=torch.float16)
@@ -147,7 +137,7 @@ def test_quant_gemm_empty():
 
 def test_quant_gemm_opcheck():
     torch.manual_seed(0)
-    p = make_weight(9, 48, 4, 16, True, torch.float16)
+    p = quantized_weight(9, 48, 4, 16, True, torch.float16)
     args = on_device(torch.empty(3, 9), torch.randn(3, 48), p.qweight, p.scales, p.mins,
                      torch.randn(9))
     torch.library.opcheck(triton_op(), (*args, 4, 16))
@@ -157,13 +147,13 @@ def test_quant_gemm_through_the_provider_chain(fresh_choice):
     fresh_choice.setenv("FORGE_KERNELS_QUANT_GEMM", "triton")
     assert ops.choose("quant_gemm", DEVICE).provider == "triton"
     torch.manual_seed(1)
-    check(torch.randn(2, 64), make_weight(3, 64, 8, 32, True, torch.float32), None,
+    check(torch.randn(2, 64), quantized_weight(3, 64, 8, 32, True, torch.float32), None,
           fn=ops.quant_gemm)
 
 
 def _bad_cases():
-    p4 = make_weight(4, 64, 4, 32, True, torch.float16)
-    p8 = make_weight(4, 64, 8, 32, True, torch.float16)
+    p4 = quantized_weight(4, 64, 4, 32, True, torch.float16)
+    p8 = quantized_weight(4, 64, 8, 32, True, torch.float16)
     x = torch.randn(2, 64)
     out = torch.empty(2, 4)
     ok = dict(out=out, x=x, qweight=p4.qweight, scales=p4.scales, mins=p4.mins, bias=None,
