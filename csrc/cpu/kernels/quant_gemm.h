@@ -164,6 +164,46 @@ struct WeightRow {
   int64_t group_of(int64_t k0) const { return std::min<int64_t>(k0 >> group_shift, last_group); }
 };
 
+// The horizontal sums of 16 vectors at once: four stages of shuffle-and-add (each adds
+// lanes w apart and packs two vectors' partial sums into one vector), 30 shuffles and 15
+// adds instead of 16 separate reductions. Vector i's sum lands in lane bitrev4(i)
+// (checked by running the stages on labels).
+inline vfloat sum_pairs(vfloat a, vfloat b, int w) {
+  switch (w) {
+    case 8:
+      return __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23) +
+             __builtin_shufflevector(a, b, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    case 4:
+      return __builtin_shufflevector(a, b, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27) +
+             __builtin_shufflevector(a, b, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+    case 2:
+      return __builtin_shufflevector(a, b, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29) +
+             __builtin_shufflevector(a, b, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+    default:
+      return __builtin_shufflevector(a, b, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30) +
+             __builtin_shufflevector(a, b, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+  }
+}
+
+constexpr int bitrev4(int i) { return ((i & 1) << 3) | ((i & 2) << 1) | ((i & 4) >> 1) | ((i & 8) >> 3); }
+
+// result[i][j] = the lane sum of acc[i][j]; one batched reduction for a 4 x 4 tile.
+template <int MR, int NR>
+inline void reduce_tile(const vfloat (&acc)[MR][NR], float (*result)[NR]) {
+  if constexpr (MR * NR == 16) {
+    vfloat v[16];
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < NR; ++j) v[i * NR + j] = acc[i][j];
+    for (int w = 8, n = 16; w >= 1; w /= 2, n /= 2)
+      for (int p = 0; p < n / 2; ++p) v[p] = sum_pairs(v[2 * p], v[2 * p + 1], w);
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < NR; ++j) result[i][j] = v[0][bitrev4(i * NR + j)];
+  } else {
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < NR; ++j) result[i][j] = reduce_add(acc[i][j]);
+  }
+}
+
 // 32 consecutive values: lo then hi. bf16 with AVX512-BF16: one vcvtne2ps2bf16.
 inline void store32(float* p, vfloat lo, vfloat hi) {
   store16(p, lo);
@@ -248,8 +288,7 @@ inline void micro_kernel(const X* x, int64_t x_stride, const X* w, int64_t kp,
       }
     }
   }
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) result[i][j] = reduce_add(acc[i][j]);
+  reduce_tile<MR, NR>(acc, result);
 }
 
 // The direct path for a few rows of x: acc[i][j] = sum_k x[i][k] W[n0 + j][k] with
@@ -283,8 +322,7 @@ inline void direct_tile(const QuantGemmArgs& a, const float* x, int64_t kp, int6
       }
     }
   }
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) result[i][j] = reduce_add(acc[i][j]);
+  reduce_tile<MR, NR>(acc, result);
 }
 
 // Whether bf16 x multiplies a bf16 strip (vdpbf16ps); otherwise x and W are fp32.
