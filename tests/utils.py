@@ -116,3 +116,15 @@ def quantized_weight(n: int, k: int, bits: int, group: int, with_mins: bool,
     if not with_mins and p.mins is not None:
         p = PackedWeight(p.qweight, p.scales, None, bits, group, k)
     return p
+
+
+def assert_within_term_bound(out: torch.Tensor, ref: torch.Tensor, x: torch.Tensor, packed,
+                             bias: torch.Tensor | None, rel_tol: float) -> None:
+    """|out - ref| <= rel_tol * (|x| @ |W|^T + |bias|) elementwise: the error allowed relative
+    to the size of the terms summed, not of their (possibly cancelling) sum."""
+    size = x.float().abs() @ packed.dequantize().abs().t()
+    if bias is not None:
+        size = size + bias.float().abs()
+    err = (out.cpu().float() - ref.float()).abs()
+    bound = rel_tol * size + torch.finfo(x.dtype).tiny
+    assert (err <= bound).all(), f"max err {err.max():.3g}, worst ratio {(err / bound).max():.3g}"

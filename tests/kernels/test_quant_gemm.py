@@ -6,7 +6,7 @@ the torch reference."""
 import pytest
 import torch
 
-from tests.utils import quantized_weight
+from tests.utils import assert_within_term_bound, quantized_weight
 from vllm_forge.ops import reference
 from vllm_forge.quant.format import GROUP_SIZES, PackedWeight
 
@@ -29,12 +29,7 @@ def check_against_reference(x, p, bias, out=None):
     if out is None:
         out = torch.full((m, n), float("nan"), dtype=dtype)
     op(out, x, p.qweight, p.scales, p.mins, bias, p.bits, p.group_size)
-    size = x.float().abs() @ p.dequantize().abs().t()
-    if bias is not None:
-        size = size + bias.float().abs()
-    err = (out.float() - ref.float()).abs()
-    bound = REL_TOL[dtype] * size + torch.finfo(dtype).tiny
-    assert (err <= bound).all(), f"max err {err.max():.3g}, worst ratio {(err / bound).max():.3g}"
+    assert_within_term_bound(out, ref, x, p, bias, REL_TOL[dtype])
     return out
 
 

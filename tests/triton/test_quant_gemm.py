@@ -8,7 +8,7 @@ import os
 import pytest
 import torch
 
-from tests.utils import DTYPES, quantized_weight
+from tests.utils import DTYPES, assert_within_term_bound, quantized_weight
 from vllm_forge import ops
 from vllm_forge.ops import reference
 
@@ -57,12 +57,7 @@ def check(x, p, bias, out=None, fn=None):
     out = out.to(DEVICE) if out.is_contiguous() else _strided_like(out)
     (fn or triton_op())(out, *on_device(x, p.qweight, p.scales, p.mins, bias), p.bits,
                         p.group_size)
-    size = x.float().abs() @ p.dequantize().abs().t()
-    if bias is not None:
-        size = size + bias.float().abs()
-    err = (out.cpu().float() - ref.float()).abs()
-    bound = REL_TOL[dtype] * size + torch.finfo(dtype).tiny
-    assert (err <= bound).all(), f"max err {err.max():.3g}, worst ratio {(err / bound).max():.3g}"
+    assert_within_term_bound(out, ref, x, p, bias, REL_TOL[dtype])
     return out
 
 
