@@ -18,3 +18,17 @@ def pytest_configure(config):
     status = extension.load()
     if not status.loaded:
         raise pytest.UsageError(f"vllm_forge._C is not usable: {status.reason}")
+
+
+@pytest.fixture
+def fresh_choice(monkeypatch):
+    """No FORGE_KERNELS* variables and no remembered provider choices, before and after;
+    yields monkeypatch to set variables with. Modules that change providers use it."""
+    from vllm_forge import ops
+
+    for var in list(os.environ):
+        if var.startswith("FORGE_KERNELS"):
+            monkeypatch.delenv(var)
+    ops.reset_choices()
+    yield monkeypatch
+    ops.reset_choices()

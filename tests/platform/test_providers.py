@@ -2,7 +2,6 @@
 errors for bad values, the report of what was skipped and why, and the Python
 providers as custom ops (results, call counters, torch.compile)."""
 
-import os
 import struct
 
 import pytest
@@ -12,15 +11,8 @@ from vllm_forge import info, ops
 from vllm_forge.ops import python_ops, reference
 from vllm_forge.report import NAME_BYTES, SLOT_BYTES, python_counters
 
-
-@pytest.fixture(autouse=True)
-def fresh_choice(monkeypatch):
-    for var in list(os.environ):
-        if var.startswith("FORGE_KERNELS"):
-            monkeypatch.delenv(var)
-    ops.reset_choices()
-    yield monkeypatch
-    ops.reset_choices()
+# Every test starts with the default provider order (conftest.fresh_choice).
+pytestmark = pytest.mark.usefixtures("fresh_choice")
 
 
 def test_default_order_picks_native_everywhere():

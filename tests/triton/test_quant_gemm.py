@@ -3,7 +3,6 @@ fp16/fp32 scales, with and without mins and bias, K not a multiple of 32, odd N,
 (decode) and tl.dot tiles; bad inputs raise the reference's RuntimeError. Small shapes on
 CPU (Triton's interpreter, set up by tests/conftest.py), larger ones on a GPU."""
 
-import os
 
 import pytest
 import torch
@@ -24,15 +23,8 @@ if ON_GPU:
 # bf16/fp16 x on a GPU, W rounded to x's dtype for tl.dot, and the output's rounding.
 REL_TOL = {torch.float32: 1e-5, torch.bfloat16: 2e-2, torch.float16: 3e-3}
 
-
-@pytest.fixture(autouse=True)
-def fresh_choice(monkeypatch):
-    for var in list(os.environ):
-        if var.startswith("FORGE_KERNELS"):
-            monkeypatch.delenv(var)
-    ops.reset_choices()
-    yield monkeypatch
-    ops.reset_choices()
+# Every test starts with the default provider order (conftest.fresh_choice).
+pytestmark = pytest.mark.usefixtures("fresh_choice")
 
 
 def triton_op():
