@@ -64,6 +64,26 @@ def test_strided_x_and_out(dtype, m):
     assert wide[:, :5].isnan().all() and wide[:, 25:].isnan().all()
 
 
+@pytest.mark.parametrize("group", [32, 64, 128, 256])
+@pytest.mark.parametrize("k", [64, 330, 576, 1000])
+def test_bf16_decode_is_exact_up_to_output_rounding(group, k):
+    # bf16 x at decode sizes (m <= 4): W is never rounded to bf16 (the codes are exact in
+    # bf16, the scales applied in fp32), so the error is the bf16 rounding of the output
+    # plus fp32 sums: much tighter than REL_TOL's bf16-weight bound. k = 330 and 1000
+    # end in a lone 32-code block and in a partial group.
+    for m, with_mins, scale_dtype in [(1, True, torch.float16), (2, False, torch.float32),
+                                      (4, True, torch.float32), (3, False, torch.float16)]:
+        p = quantized_weight(37, k, 4, group, with_mins, scale_dtype, seed=k + group + m)
+        x = torch.randn(m, k).to(torch.bfloat16)
+        out = torch.empty(m, 37, dtype=torch.bfloat16)
+        op(out, x, p.qweight, p.scales, p.mins, None, 4, group)
+        w64 = p.dequantize().double()
+        exact = x.double() @ w64.t()
+        size = x.double().abs() @ w64.abs().t()
+        err = (out.double() - exact).abs()
+        assert (err <= 2.0**-8 * exact.abs() + 1e-5 * size).all(), err.max()
+
+
 def test_fp32_is_exact_up_to_the_order_of_sums():
     # fp32 x: W = s q + m exactly, fp32 sums: agrees with a float64 computation to fp32
     # rounding of the sums, at every path (direct, strip, panels).
