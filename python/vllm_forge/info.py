@@ -13,6 +13,7 @@ import torch
 
 import vllm_forge
 from vllm_forge import extension, ops
+from vllm_forge.quant import selection
 from vllm_forge.platform.common import choose_platform, installed_vllm_version
 
 # Instruction sets the CPU kernels care about, as /proc/cpuinfo names them.
@@ -47,6 +48,7 @@ def collect(device_type: str = "cpu") -> dict:
                 "kernel_variant": extension.cpu_kernel_isa()[0],
                 "runnable_variants": extension.cpu_kernel_isa()[1]},
         "platform": {"class": choice.platform, "reason": choice.reason},
+        "wna16_linear": dict(zip(("kernel", "reason"), selection.choice())),
         "ops": {op: {"provider": c.provider, "skipped": list(c.skipped), "order_from": c.source}
                 for op, c in ops.providers(device_type).items()},
     }
@@ -63,6 +65,8 @@ def format_text(info: dict) -> str:
         f"cpu kernels: {info['cpu']['kernel_variant']} variant (runnable here: "
         f"{info['cpu']['runnable_variants']}; FORGE_CPU_ISA picks one)",
         f"platform: {info['platform']['class'] or 'declined'} ({info['platform']['reason']})",
+        f"int4/int8 checkpoints (GPTQ, AWQ, compressed-tensors W4A16/W8A16) on cpu: "
+        f"{info['wna16_linear']['kernel']} ({info['wna16_linear']['reason']})",
         "ops (provider per op on cpu; order native,triton,torch unless FORGE_KERNELS* set it):",
     ]
     for op, c in info["ops"].items():

@@ -22,11 +22,13 @@ def fresh_platform_choice():
     common.choose_platform.cache_clear()
 
 
-@pytest.mark.parametrize("targets,expected", [
-    (("cpu", "cuda"), common.CUDA_PLATFORM),
-    (("cpu",), None),
+@pytest.mark.parametrize("targets,opt_in,expected", [
+    (("cpu", "cuda"), "1", common.CUDA_PLATFORM),
+    (("cpu", "cuda"), "0", None),  # unproven CUDA kernels: opt-in only (FORGE_CUDA)
+    (("cpu",), "1", None),
 ])
-def test_gpu_machine_choice(monkeypatch, fresh_platform_choice, targets, expected):
+def test_gpu_machine_choice(monkeypatch, fresh_platform_choice, targets, opt_in, expected):
+    monkeypatch.setenv("FORGE_CUDA", opt_in)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(extension, "load", lambda: extension.ExtensionStatus(True, "loaded", targets))
     assert common.choose_platform().platform == expected

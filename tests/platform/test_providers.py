@@ -98,6 +98,15 @@ def test_info_reports_provider_order_and_reasons(fresh_choice):
     assert "softmax              torch (order from FORGE_KERNELS_SOFTMAX)   [skipped triton:" in text
 
 
+def test_info_reports_the_wna16_kernel_choice(fresh_choice):
+    fresh_choice.delenv("VLLM_DISABLED_KERNELS", raising=False)
+    fresh_choice.setenv("FORGE_WNA16", "vllm")
+    data = info.collect()
+    assert data["wna16_linear"]["kernel"] == "CPUWNA16LinearKernel"
+    assert ("int4/int8 checkpoints (GPTQ, AWQ, compressed-tensors W4A16/W8A16) on cpu: "
+            "CPUWNA16LinearKernel (FORGE_WNA16=vllm" in info.format_text(data))
+
+
 def test_python_providers_have_the_native_schemas():
     """MUTATED_ARGS and the references' annotations give the C++ schemas exactly."""
     for op in ops.OPS:

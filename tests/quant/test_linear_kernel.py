@@ -396,7 +396,6 @@ LINEARS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_att
            "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
 E2E_PROMPTS = ["The quick brown fox", "A paged attention kernel reads", "Numbers: 0 1 2",
                "Rotary embeddings rotate query and key vectors by their position. " * 4]
-DISABLE_VLLM_WNA16 = "CPUWNA16LinearKernel,ZentorchWNA16LinearKernel"
 
 
 def rtn(weight: torch.Tensor, bits: int, group: int):
@@ -459,7 +458,7 @@ def quantise_checkpoint(src: Path, dst: Path, method: str, bits: int, group: int
 
 
 def run_engine(tmp: Path, tag: str, model: Path, dtype: str, forge: bool,
-               disabled: str | None = None, eager: bool = True) -> dict:
+               eager: bool = True) -> dict:
     """One engine in a subprocess (this file's __main__): greedy tokens, top-2 logprobs,
     and the per-op counts of our kernels."""
     from vllm_forge import report
@@ -467,14 +466,12 @@ def run_engine(tmp: Path, tag: str, model: Path, dtype: str, forge: bool,
     config, out, counts = tmp / f"{tag}.json", tmp / f"{tag}.out.json", tmp / f"{tag}.counts"
     counts.mkdir()
     config.write_text(json.dumps(dict(model=str(model), dtype=dtype, prompts=E2E_PROMPTS,
-                                      max_tokens=16, forge=forge, eager=eager)))
+                                      max_tokens=16, eager=eager)))
     env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1", VLLM_PLUGINS="forge" if forge else "none",
                FORGE_KERNEL_REPORT_DIR=str(counts),
                # Engine core and worker in this process, where register() runs.
                VLLM_ENABLE_V1_MULTIPROCESSING="0")
-    env.pop("VLLM_DISABLED_KERNELS", None)
-    if disabled:
-        env["VLLM_DISABLED_KERNELS"] = disabled
+    env.pop("VLLM_DISABLED_KERNELS", None)  # our platform's choice, not the caller's
     proc = subprocess.run([sys.executable, __file__, str(config), str(out)], env=env,
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, f"{tag} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
@@ -512,13 +509,14 @@ def tiny_llama(tmp_path_factory):
 @pytest.mark.e2e
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_gptq_int4_matches_vllm_cpu_kernel(tiny_llama, tmp_path, dtype):
-    """GPTQ int4 (group 128): ours (vLLM's CPU W4A16 kernels disabled) against vLLM's
-    builtin CPU platform with its own CPUWNA16LinearKernel on the same checkpoint. (GPTQ
-    takes only float16 and bfloat16 models.) Both kernels use the exact weights; the
-    activations' rounding differs, so near-ties may go either way."""
+    """GPTQ int4 (group 128): ours (chosen by our platform ahead of vLLM's, with no
+    setting: quant/selection.py) against vLLM's builtin CPU platform with its own
+    CPUWNA16LinearKernel on the same checkpoint. (GPTQ takes only float16 and bfloat16
+    models.) Both kernels use the exact weights; the activations' rounding differs, so
+    near-ties may go either way."""
     model = tmp_path / "gptq"
     quantise_checkpoint(tiny_llama, model, GPTQ, 4, 128)
-    ours = run_engine(tmp_path, "forge", model, dtype, True, DISABLE_VLLM_WNA16)
+    ours = run_engine(tmp_path, "forge", model, dtype, True)
     builtin = run_engine(tmp_path, "builtin", model, dtype, False)
     assert ours["platform"] == "ForgeCpuPlatform" and builtin["platform"] == "CpuPlatform"
     assert "Using ForgeWNA16LinearKernel for AutoGPTQLinearMethod" in ours["log"]
@@ -548,13 +546,9 @@ def test_compressed_tensors_w8a16_fp32_matches_dequantised(tiny_llama, tmp_path)
 
 
 def _generate(config_path: str, out_path: str) -> None:
-    """The engine subprocess: our kernel registered here (the plugin's worker does not
-    register it yet), then one greedy generation."""
+    """The engine subprocess: one greedy generation (with the plugin, its worker
+    registers our kernel and its platform puts it first)."""
     cfg = json.loads(Path(config_path).read_text())
-    if cfg["forge"]:
-        from vllm_forge.quant import linear_kernel
-
-        linear_kernel.register()
     from vllm import LLM, SamplingParams
     from vllm.platforms import current_platform
 

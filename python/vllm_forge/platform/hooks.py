@@ -70,3 +70,7 @@ class ForgePlatformHooks:
         from vllm_forge.gguf.defaults import apply_defaults
 
         apply_defaults(vllm_config)  # GGUF models: our loader and tokenizer unless chosen
+        if cls.device_type == "cpu":
+            from vllm_forge.quant import selection
+
+            selection.apply()  # GPTQ/AWQ/CT int4/int8: our kernel ahead of vLLM's

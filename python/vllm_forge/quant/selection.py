@@ -1,0 +1,48 @@
+"""Which kernel serves weight-only int4/int8 checkpoints (GPTQ, AWQ, compressed-tensors
+W4A16/W8A16) on our CPU platform: ours (ForgeWNA16LinearKernel, quant_gemm) or vLLM's
+own CPUWNA16LinearKernel (cpu_gemm_wna16).
+
+vLLM's `register_linear_kernel` only appends, so for what its own kernel implements it
+would stay first. Ours is faster at every batch size measured (bench_quant_gemm: 3-4x at
+M = 1, 1.2-2.7x at M = 4-16, 1.25x and more at prefill), so our platform puts it first
+the way vLLM itself offers, by naming vLLM's kernels in VLLM_DISABLED_KERNELS, from its
+check_and_update_config (as vLLM's CPU platform sets its own variables there), before
+the engine processes start. A user's own VLLM_DISABLED_KERNELS is left as it is, and
+FORGE_WNA16=vllm keeps vLLM's kernel first. Pure functions of the environment, so tests
+and `python -m vllm_forge.info` tell the same story.
+"""
+
+import os
+from collections.abc import Mapping, MutableMapping
+
+FORGE_WNA16 = "FORGE_WNA16"  # "forge" (default) or "vllm"
+VLLM_DISABLED = "VLLM_DISABLED_KERNELS"
+BUILTIN_KERNELS = ("CPUWNA16LinearKernel", "ZentorchWNA16LinearKernel")
+OURS = "ForgeWNA16LinearKernel"
+
+
+def preference(environ: Mapping[str, str] = os.environ) -> str:
+    value = environ.get(FORGE_WNA16, "forge").strip().lower() or "forge"
+    if value not in ("forge", "vllm"):
+        raise ValueError(f"{FORGE_WNA16}={value!r}: expected 'forge' or 'vllm'")
+    return value
+
+
+def choice(environ: Mapping[str, str] = os.environ) -> tuple[str, str]:
+    """(the kernel that serves the layers both kernels implement, why)."""
+    disabled = [k.strip() for k in environ.get(VLLM_DISABLED, "").split(",") if k.strip()]
+    if VLLM_DISABLED in environ:
+        if all(k in disabled for k in BUILTIN_KERNELS):
+            return OURS, f"{VLLM_DISABLED} disables vLLM's"
+        return BUILTIN_KERNELS[0], (f"{VLLM_DISABLED} is set by the user and does not list "
+                                    f"{', '.join(BUILTIN_KERNELS)}; ours serves only what "
+                                    f"vLLM's refuse")
+    if preference(environ) == "vllm":
+        return BUILTIN_KERNELS[0], f"{FORGE_WNA16}=vllm; ours serves only what vLLM's refuse"
+    return OURS, "faster at every batch size measured (the platform disables vLLM's)"
+
+
+def apply(environ: MutableMapping[str, str] = os.environ) -> None:
+    """Put our kernel first, unless the user chose otherwise (see the module's doc)."""
+    if VLLM_DISABLED not in environ and preference(environ) == "forge":
+        environ[VLLM_DISABLED] = ",".join(BUILTIN_KERNELS)
