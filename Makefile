@@ -25,7 +25,7 @@ demo: install
 	$(VPY) -m vllm_forge.demo $(if $(MODEL),--model $(MODEL))
 
 test: install
-	$(VPY) -m pytest tests
+	$(VPY) -m pytest tests --durations=25
 
 # Kernel and platform tests only (seconds, no engines started).
 test-fast: install

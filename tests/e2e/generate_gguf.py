@@ -1,5 +1,6 @@
 """Run one vLLM generation of chat prompts and write prompt and output token ids, top-2
-logprobs and the resident memory of the engine's processes.
+logprobs, the prompt logprobs of a real text (token ids, if given) and the resident
+memory of the engine's processes.
 
 Usage: python generate_gguf.py CONFIG.json OUT.json (a subprocess of test_gguf_generation).
 
@@ -64,9 +65,17 @@ def main(config_path: str, out_path: str) -> None:
         results.append({"prompt_token_ids": list(request.prompt_token_ids),
                         "token_ids": list(completion.token_ids), "text": completion.text,
                         "top2": top2})
+    # Real text as token ids: the logprob of each prompt token given the ones before.
+    text_logprobs = []
+    if cfg.get("text_ids"):
+        text = [{"prompt_token_ids": ids} for ids in cfg["text_ids"]]
+        outs = llm.generate(text, SamplingParams(max_tokens=1, prompt_logprobs=0,
+                                                 detokenize=detokenize), use_tqdm=False)
+        for ids, out in zip(cfg["text_ids"], outs):
+            text_logprobs += [step[tok].logprob for tok, step in zip(ids[1:], out.prompt_logprobs[1:])]
     with open(out_path, "w") as f:
         json.dump({"platform": type(current_platform).__name__, "results": results,
-                   "resident_mib": resident_mib()}, f)
+                   "text_logprobs": text_logprobs, "resident_mib": resident_mib()}, f)
 
 
 if __name__ == "__main__":

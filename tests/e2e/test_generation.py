@@ -25,6 +25,7 @@ PROMPTS = ["The quick brown fox", "A paged attention kernel reads", "Numbers: 0 
 
 WIRED_OPS = ("paged_attention", "reshape_and_cache", "rms_norm", "fused_add_rms_norm",
              "silu_and_mul", "rotary_embedding")
+INDUCTOR_FUSED_OPS = ("rms_norm", "fused_add_rms_norm")  # compiled: vLLM's native norms
 
 # (architecture, dtype, enforce_eager): the GQA Llama in every mode, Qwen2 in two.
 CASES = [
@@ -114,10 +115,14 @@ def test_matches_builtin_platform(models, builtin_runs, tmp_path, arch, dtype, e
     assert ours["platform"] == "ForgeCpuPlatform"
     assert builtin["platform"] == "CpuPlatform"
     # Our kernels served attention, norms, activation and rotary embedding, in the
-    # engine's own processes (eager and compiled alike); none ran without us.
+    # engine's own processes; none ran without us. Compiled, the norms are vLLM's native
+    # ones, fused by Inductor (more accurate in bf16: platform/hooks.py).
     native = ours["counts"].get("native", {})
     for op in WIRED_OPS:
-        assert native.get(op, 0) > 0, f"{op} did not run: {dict(native)}"
+        if not eager and op in INDUCTOR_FUSED_OPS:
+            assert native.get(op, 0) == 0, f"{op} ran compiled: {dict(native)}"
+        else:
+            assert native.get(op, 0) > 0, f"{op} did not run: {dict(native)}"
     assert not builtin["counts"]
     assert ours["results"][-1]["prompt_tokens"] > 600  # the chunked-prefill prompt
 

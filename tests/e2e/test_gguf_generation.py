@@ -6,8 +6,9 @@ its undoing of llama.cpp's Q/K permutation, independent of ours); the real model
 cached between runs in pytest's cache. In fp32 the runs differ only in how the GEMMs
 sum (our quant_gemm on the packed weights vs vLLM's oneDNN on the dequantised ones), so
 greedy tokens must agree. Cases: SmolLM2-135M Q4_1 (Llama) on one rank and on three;
-tiny random Qwen2 and Qwen3 files in mixed GGUF types. Slow: seven engines, about ten
-minutes on two cores.
+tiny random Qwen2 and Qwen3 files in mixed GGUF types. The real model also reads 2000
+tokens of real English: prompt logprobs within 1e-4 of the builtin's in fp32, and its
+bf16 error against fp32 no larger than the builtin platform's. Slow: nine engines.
 """
 
 import importlib.metadata
@@ -29,6 +30,13 @@ pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
 GENERATE = Path(__file__).with_name("generate_gguf.py")
 MAX_TOKENS = 32
+TEXT_TOKENS = 2000
+# fp32: our GEMMs and attention sum in another order than vLLM's; a prompt token's
+# logprob may move by this much (#13: within 1e-4 of the builtin's).
+FP32_LOGPROB_TOL = 1e-4
+# bf16: our error against the fp32 run (mean |logprob error| over the text) must not
+# exceed the builtin platform's by more than this factor (#13: no less accurate).
+BF16_ERROR_MARGIN = 1.10
 QUESTIONS = [
     "What is the capital of France?",
     "Write a haiku about the sea.",
@@ -78,13 +86,26 @@ def entry_point_installed() -> bool:
                for ep in importlib.metadata.entry_points(group="vllm.general_plugins"))
 
 
+def english_text_ids(folder: Path, tokens: int = TEXT_TOKENS, chunk: int = 500) -> list[list[int]]:
+    """Real English that ships with Python (pydoc_data.topics, not written here) as
+    prompts of `chunk` token ids, `tokens` in all."""
+    from pydoc_data.topics import topics
+    from transformers import AutoTokenizer
+
+    text = "\n\n".join(topics[k] for k in sorted(topics))
+    ids = AutoTokenizer.from_pretrained(folder)(text[:tokens * 8])["input_ids"][:tokens]
+    return [ids[i:i + chunk] for i in range(0, len(ids), chunk)]
+
+
 def generate(tmp: Path, tag: str, model: Path, prompts: list, plugin: bool,
              extra: dict | None = None, dtype: str = "float32", eager: bool = True,
-             env: dict | None = None, max_model_len: int = 1024) -> dict:
+             env: dict | None = None, max_model_len: int = 1024,
+             text_ids: list | None = None) -> dict:
     config, out = tmp / f"{tag}.json", tmp / f"{tag}.out.json"
     config.write_text(json.dumps(dict(model=str(model), dtype=dtype, enforce_eager=eager,
                                       max_model_len=max_model_len, max_tokens=MAX_TOKENS,
-                                      prompts=prompts, extra=extra or {})))
+                                      prompts=prompts, extra=extra or {},
+                                      text_ids=text_ids or [])))
     env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1",
                VLLM_PLUGINS="forge" if plugin else "none",
                FORGE_GGUF_REGISTER="1" if plugin and not entry_point_installed() else "0",
@@ -114,9 +135,17 @@ def first_divergences(ours: dict, builtin: dict) -> list[str]:
 @pytest.fixture(scope="session")
 def builtin_run(reference_folder, tmp_path_factory) -> dict:
     run = generate(tmp_path_factory.mktemp("builtin"), "builtin-hf", reference_folder,
-                   chat_prompts(reference_folder), plugin=False)
+                   chat_prompts(reference_folder), plugin=False,
+                   text_ids=english_text_ids(reference_folder))
     assert run["platform"] == "CpuPlatform"
+    assert len(run["text_logprobs"]) > TEXT_TOKENS * 0.99
     return run
+
+
+def mean_abs_error(run: dict, reference: dict) -> float:
+    a, b = run["text_logprobs"], reference["text_logprobs"]
+    assert len(a) == len(b)
+    return sum(abs(x - y) for x, y in zip(a, b)) / len(a)
 
 
 def check_matches(ours: dict, builtin: dict) -> None:
@@ -135,8 +164,29 @@ def test_gguf_fp32_matches_builtin_platform_on_dequantised_weights(reference_fol
     # Only the config format is named: our platform fills in the GGUF loader and tokenizer
     # (gguf/defaults.py) and the config selects the forge_gguf quantization.
     ours = generate(tmp_path, "forge-gguf", gguf_folder(), chat_prompts(reference_folder),
-                    plugin=True, extra={"config_format": "forge_gguf"})
+                    plugin=True, extra={"config_format": "forge_gguf"},
+                    text_ids=english_text_ids(reference_folder))
     check_matches(ours, builtin_run)
+    worst = max(abs(x - y) for x, y in zip(ours["text_logprobs"], builtin_run["text_logprobs"]))
+    assert len(ours["text_logprobs"]) == len(builtin_run["text_logprobs"])
+    assert worst <= FP32_LOGPROB_TOL, f"prompt logprobs of the text differ by up to {worst:.2e}"
+
+
+def test_bf16_error_is_no_more_than_builtin_platforms(reference_folder, builtin_run, tmp_path):
+    """The same model (the dequantised HF folder) in bf16 on each platform, eager: the
+    mean |logprob error| of real English against the fp32 run. (The full measurement,
+    compiled and the GGUF path too: benchmarks/e2e/bench_bf16_accuracy.py.)"""
+    text_ids = english_text_ids(reference_folder)
+    prompts = chat_prompts(reference_folder)[:1]
+    errors = {}
+    for plugin in (False, True):
+        run = generate(tmp_path, f"{'forge' if plugin else 'builtin'}-bf16", reference_folder,
+                       prompts, plugin=plugin, dtype="bfloat16", text_ids=text_ids)
+        errors[plugin] = mean_abs_error(run, builtin_run)
+    ours, builtin = errors[True], errors[False]
+    assert 0 < builtin < 0.2  # bf16 does round: a measurement, not a no-op
+    assert ours <= BF16_ERROR_MARGIN * builtin, (f"bf16 mean |logprob error| {ours:.4f} vs the "
+                                                 f"builtin platform's {builtin:.4f}")
 
 
 def test_gguf_tensor_parallel_3_matches_one_rank(reference_folder, builtin_run, tmp_path):

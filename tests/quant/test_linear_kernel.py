@@ -507,7 +507,7 @@ def tiny_llama(tmp_path_factory):
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("dtype", ["bfloat16"])  # float16 x: the kernel tests (CI time)
 def test_gptq_int4_matches_vllm_cpu_kernel(tiny_llama, tmp_path, dtype):
     """GPTQ int4 (group 128): ours (chosen by our platform ahead of vLLM's, with no
     setting: quant/selection.py) against vLLM's builtin CPU platform with its own

