@@ -23,7 +23,7 @@ import json
 import statistics
 from pathlib import Path
 
-from benchmarks.common import machine_line, write_csv
+from benchmarks.common import RESULTS, machine_line, pyplot, write_csv
 from benchmarks.e2e import run_child
 from benchmarks.e2e.bench_gguf import QUESTIONS
 
@@ -71,6 +71,24 @@ def compare(bf16: dict, fp32: dict) -> dict:
                 max_abs_logprob_err=round(max(errors), 4),
                 greedy_agree_mean=round(statistics.fmean(agree), 1),
                 greedy_agree_full=sum(n == NEW_TOKENS for n in agree), prompts=len(agree))
+
+
+def plot(rows: list[dict]) -> Path:
+    """Bars of each row's mean |logprob error| (benchmarks/results/e2e_bf16_accuracy.png)."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.2))
+    labels = [f"{r['path']} ({r['mode']}{', before' if 'before' in r.get('note', '') else ''})"
+              for r in rows]
+    values = [float(r["mean_abs_logprob_err"]) for r in rows]
+    ax.barh(range(len(rows)), values, color=["tab:gray" if r["path"] == "builtin" else "tab:blue"
+                                             for r in rows])
+    ax.set_yticks(range(len(rows)), labels)
+    ax.invert_yaxis()
+    ax.set_xlabel("mean |logprob error| of bf16 vs fp32 (real text; lower is better)")
+    fig.tight_layout()
+    path = RESULTS / "e2e_bf16_accuracy.png"
+    fig.savefig(path, dpi=110)
+    return path
 
 
 def main() -> None:
@@ -127,7 +145,7 @@ def main() -> None:
                              **compare(run(path, "bfloat16", mode), fp32),
                              machine=machine_line()))
             print(rows[-1], flush=True)
-    print(f"wrote {write_csv('e2e_bf16_accuracy', rows)}")
+    print(f"wrote {write_csv('e2e_bf16_accuracy', rows)} and {plot(rows)}")
 
 
 if __name__ == "__main__":

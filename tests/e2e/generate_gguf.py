@@ -76,6 +76,9 @@ def main(config_path: str, out_path: str) -> None:
     with open(out_path, "w") as f:
         json.dump({"platform": type(current_platform).__name__, "results": results,
                    "text_logprobs": text_logprobs, "resident_mib": resident_mib()}, f)
+    # Stop the engine before the interpreter tears down: left to exit, the front end
+    # once aborted ("terminate called without an active exception") after its work.
+    llm.llm_engine.engine_core.shutdown()
 
 
 if __name__ == "__main__":
