@@ -223,6 +223,9 @@ def test_register_is_idempotent_and_selectable(monkeypatch):
 
     from vllm_forge.quant import linear_kernel as lk
 
+    # vLLM's registry order alone (our platform's check_and_update_config, run by any
+    # earlier test that built a VllmConfig here, sets VLLM_DISABLED_KERNELS: selection.py).
+    monkeypatch.delenv("VLLM_DISABLED_KERNELS", raising=False)
     lk.register()
     lk.register()
     cpu_kernels = linear._POSSIBLE_KERNELS[PlatformEnum.CPU]
