@@ -93,6 +93,9 @@ def main() -> int:
         print("\nvllm-forge did NOT serve attention (is the plugin active? see the log above)")
         return 1
     print("\nattention served by vllm-forge's paged_attention")
+    if not args.eager:
+        print("rms_norm / fused_add_rms_norm: vLLM's native norms, fused by Inductor when "
+              "compiling (more accurate in bf16; ours serve eager mode: see README)")
     return 0
 
 
