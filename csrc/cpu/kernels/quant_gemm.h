@@ -55,6 +55,23 @@ inline void prefetch(const void* p, int64_t bytes_ahead) {
 
 inline void prefetch_ahead(const uint8_t* p) { prefetch(p, kPrefetchBytes); }
 
+// fp32 scales (and mins) are read in place, a stream beside the codes' that needs
+// prefetching too, the same distance ahead in groups: 8B-class gate_up/down with fp32
+// scales and mins (GGUF Q4_K) at M = 1, from DRAM: 10-12 -> 23-24 GB/s. (fp16 ones are
+// converted per row into a buffer first: nothing to prefetch there.)
+inline int64_t scale_prefetch_bytes(const QuantGemmArgs& a) {
+  return kPrefetchBytes / (a.group_size * a.bits / 8) * static_cast<int64_t>(sizeof(float));
+}
+
+// scales / mins: a WeightRow's (in place for S = float, a converted buffer otherwise).
+template <typename S>
+inline void prefetch_group_params(const float* scales, const float* mins, int64_t g,
+                                  int64_t bytes_ahead) {
+  if constexpr (std::is_same_v<S, float>) {
+    prefetch(scales + g, bytes_ahead);
+    if (mins) prefetch(mins + g, bytes_ahead);
+  }
+}
 
 typedef int32_t vi32 __attribute__((vector_size(kLanes * sizeof(int32_t))));
 
@@ -323,18 +340,13 @@ inline void direct_tile(const QuantGemmArgs& a, const float* x, int64_t kp, int6
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NR; ++j) acc[i][j] = vfloat{};
   WeightRow<S, BITS> w[NR];
-  for (int j = 0; j < NR; ++j) {
-    w[j].init(a, n0 + j, row_bufs + j * row_buffer_floats(a));
-  }
-  const int64_t scale_ahead = kPrefetchBytes / (a.group_size * BITS / 8) * 4;  // bytes
+  for (int j = 0; j < NR; ++j) w[j].init(a, n0 + j, row_bufs + j * row_buffer_floats(a));
+  const int64_t scale_ahead = scale_prefetch_bytes(a);
   for (int64_t b = 0; b < w[0].blocks; ++b) {
     const int64_t g0 = w[0].group_of(b * kBlock), g1 = w[0].group_of(b * kBlock + kLanes);
     for (int j = 0; j < NR; ++j) {
       prefetch_ahead(w[j].codes + b * block_bytes<BITS>());
-      if constexpr (std::is_same_v<S, float>) {  // in place: a stream to prefetch (bf16_direct)
-        prefetch(w[j].scales + g0, scale_ahead);
-        if (w[j].mins) prefetch(w[j].mins + g0, scale_ahead);
-      }
+      prefetch_group_params<S>(w[j].scales, w[j].mins, g0, scale_ahead);
       vfloat lo, hi;
       load_codes<BITS>(w[j].block(b), lo, hi);
       if (w[j].mins) {
@@ -424,10 +436,7 @@ inline void tile(const QuantGemmArgs& a, const PreparedX& px, const bf16* x, con
     mins[j] = w.mins;
     for (int i = 0; i < MR; ++i) acc[i][j] = _mm512_setzero_ps();
   }
-  // fp32 scales (and mins) are read in place, a stream beside the codes' that needs
-  // prefetching too (the same distance, in groups): 8B-class gate_up/down with fp32
-  // scales and mins (GGUF Q4_K) at M = 1, from DRAM: 10-12 -> 23-24 GB/s.
-  const int64_t scale_ahead = kPrefetchBytes / (a.group_size / 2) * 4;  // bytes
+  const int64_t scale_ahead = scale_prefetch_bytes(a);
   auto step = [&](int64_t p, __mmask32 byte_mask) {
     const int64_t g = two_groups ? 2 * p : p >> pair_shift;
     const __mmask8 scale_mask = two_groups && (byte_mask == 0xFFFFFFFFu) ? 0x3 : 0x1;
@@ -438,10 +447,7 @@ inline void tile(const QuantGemmArgs& a, const PreparedX& px, const bf16* x, con
     }
     for (int j = 0; j < NR; ++j) {
       prefetch_ahead(codes[j] + p * kPair / 2);
-      if constexpr (std::is_same_v<S, float>) {
-        prefetch(scales[j] + g, scale_ahead);
-        if (mins[j]) prefetch(mins[j] + g, scale_ahead);
-      }
+      prefetch_group_params<S>(scales[j], mins[j], g, scale_ahead);
       const __m512i w = _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(byte_mask, codes[j] + p * kPair / 2));
       const __m512bh lo = (__m512bh)_mm512_ternarylogic_epi32(w, nibble, bias, 0xEA);  // (w & 15) | 0x4300
       const __m512bh hi = (__m512bh)_mm512_or_si512(_mm512_srli_epi16(w, 4), bias);
