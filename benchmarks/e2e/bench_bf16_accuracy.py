@@ -31,15 +31,6 @@ CHUNK = 500  # prompt tokens per text request (max_model_len 1024)
 NEW_TOKENS = 48
 
 
-def english_token_ids(tokenizer, tokens: int) -> list[list[int]]:
-    """`tokens` tokens of pydoc_data.topics (sorted topics), in prompts of CHUNK tokens."""
-    from pydoc_data.topics import topics
-
-    text = "\n\n".join(topics[k] for k in sorted(topics))
-    ids = tokenizer(text[: tokens * 8])["input_ids"][:tokens]
-    return [ids[i:i + CHUNK] for i in range(0, len(ids), CHUNK)]
-
-
 def child(cfg: dict) -> None:
     from vllm import LLM, SamplingParams
 
@@ -107,7 +98,8 @@ def main() -> None:
 
     from transformers import AutoTokenizer
 
-    from vllm_forge.gguf.export import GGUF_NAME, export_hf_folder, smollm2_folder
+    from vllm_forge.gguf.export import (GGUF_NAME, english_text_ids, export_hf_folder,
+                                        smollm2_folder)
 
     gguf_file = smollm2_folder() / GGUF_NAME
     folder = export_hf_folder(gguf_file, Path(".demo") / f"{gguf_file.stem}-hf")
@@ -115,7 +107,7 @@ def main() -> None:
     chat_ids = [tok(tok.apply_chat_template([{"role": "user", "content": q}], tokenize=False,
                                             add_generation_prompt=True),
                     add_special_tokens=False)["input_ids"] for q in QUESTIONS]
-    base = dict(text_ids=english_token_ids(tok, args.tokens), chat_ids=chat_ids)
+    base = dict(text_ids=english_text_ids(tok, args.tokens, CHUNK), chat_ids=chat_ids)
     paths = {
         "builtin": (dict(model=str(folder)), False),
         "forge": (dict(model=str(folder)), True),

@@ -93,7 +93,7 @@ def main() -> int:
         print("\nvllm-forge did NOT serve attention (is the plugin active? see the log above)")
         return 1
     print("\nattention served by vllm-forge's paged_attention")
-    if not args.eager:
+    if not args.eager and not sum(c.get("fused_add_rms_norm", 0) for c in totals.values()):
         print("rms_norm / fused_add_rms_norm: vLLM's native norms, fused by Inductor when "
               "compiling (more accurate in bf16; ours serve eager mode: see README)")
     return 0

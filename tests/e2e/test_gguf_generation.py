@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from vllm_forge.gguf.export import GGUF_NAME, make_reference_folder, smollm2_folder
+from vllm_forge.gguf.export import (GGUF_NAME, english_text_ids, make_reference_folder,
+                                     smollm2_folder)
 
 from tests.gguf.tiny_gguf import write_tiny_gguf
 
@@ -86,15 +87,10 @@ def entry_point_installed() -> bool:
                for ep in importlib.metadata.entry_points(group="vllm.general_plugins"))
 
 
-def english_text_ids(folder: Path, tokens: int = TEXT_TOKENS, chunk: int = 500) -> list[list[int]]:
-    """Real English that ships with Python (pydoc_data.topics, not written here) as
-    prompts of `chunk` token ids, `tokens` in all."""
-    from pydoc_data.topics import topics
+def reference_text_ids(folder: Path) -> list[list[int]]:
     from transformers import AutoTokenizer
 
-    text = "\n\n".join(topics[k] for k in sorted(topics))
-    ids = AutoTokenizer.from_pretrained(folder)(text[:tokens * 8])["input_ids"][:tokens]
-    return [ids[i:i + chunk] for i in range(0, len(ids), chunk)]
+    return english_text_ids(AutoTokenizer.from_pretrained(folder), TEXT_TOKENS)
 
 
 def generate(tmp: Path, tag: str, model: Path, prompts: list, plugin: bool,
@@ -136,7 +132,7 @@ def first_divergences(ours: dict, builtin: dict) -> list[str]:
 def builtin_run(reference_folder, tmp_path_factory) -> dict:
     run = generate(tmp_path_factory.mktemp("builtin"), "builtin-hf", reference_folder,
                    chat_prompts(reference_folder), plugin=False,
-                   text_ids=english_text_ids(reference_folder))
+                   text_ids=reference_text_ids(reference_folder))
     assert run["platform"] == "CpuPlatform"
     assert len(run["text_logprobs"]) > TEXT_TOKENS * 0.99
     return run
@@ -165,7 +161,7 @@ def test_gguf_fp32_matches_builtin_platform_on_dequantised_weights(reference_fol
     # (gguf/defaults.py) and the config selects the forge_gguf quantization.
     ours = generate(tmp_path, "forge-gguf", gguf_folder(), chat_prompts(reference_folder),
                     plugin=True, extra={"config_format": "forge_gguf"},
-                    text_ids=english_text_ids(reference_folder))
+                    text_ids=reference_text_ids(reference_folder))
     check_matches(ours, builtin_run)
     worst = max(abs(x - y) for x, y in zip(ours["text_logprobs"], builtin_run["text_logprobs"]))
     assert len(ours["text_logprobs"]) == len(builtin_run["text_logprobs"])
@@ -176,7 +172,7 @@ def test_bf16_error_is_no_more_than_builtin_platforms(reference_folder, builtin_
     """The same model (the dequantised HF folder) in bf16 on each platform, eager: the
     mean |logprob error| of real English against the fp32 run. (The full measurement,
     compiled and the GGUF path too: benchmarks/e2e/bench_bf16_accuracy.py.)"""
-    text_ids = english_text_ids(reference_folder)
+    text_ids = reference_text_ids(reference_folder)
     prompts = chat_prompts(reference_folder)[:1]
     errors = {}
     for plugin in (False, True):

@@ -7,7 +7,7 @@ from vllm_forge.quant import selection
 
 
 @pytest.mark.parametrize("env,kernel,reason", [
-    ({}, "ForgeWNA16LinearKernel", "faster at every batch size measured"),
+    ({}, "ForgeWNA16LinearKernel", "faster in bench_quant_gemm (the platform disables vLLM's)"),
     ({"FORGE_WNA16": "vllm"}, "CPUWNA16LinearKernel", "FORGE_WNA16=vllm"),
     ({"VLLM_DISABLED_KERNELS": "CPUWNA16LinearKernel,ZentorchWNA16LinearKernel"},
      "ForgeWNA16LinearKernel", "disables vLLM's"),

@@ -53,3 +53,14 @@ def export_hf_folder(gguf_file: Path, out: Path) -> Path:
         out.parent.mkdir(parents=True, exist_ok=True)
         make_reference_folder(gguf_file, out)
     return out
+
+
+def english_text_ids(tokenizer, tokens: int, chunk: int = 500) -> list[list[int]]:
+    """Real English that ships with Python (pydoc_data.topics, sorted topics; not written
+    here), `tokens` token ids of it in prompts of `chunk`: the accuracy text of the
+    end-to-end tests and of benchmarks/e2e/bench_bf16_accuracy.py."""
+    from pydoc_data.topics import topics
+
+    text = "\n\n".join(topics[k] for k in sorted(topics))
+    ids = tokenizer(text[:tokens * 8])["input_ids"][:tokens]
+    return [ids[i:i + chunk] for i in range(0, len(ids), chunk)]
