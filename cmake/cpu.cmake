@@ -17,7 +17,14 @@ set(FORGE_CPU_SOURCES
   csrc/cpu/kernels/isa_select.cpp)
 
 # -Wno-psabi: 64-byte vector arguments of inline kernel helpers never cross a TU boundary.
-set(FORGE_CPU_COMPILE_OPTIONS -O3 -fopenmp -Wall -Wextra -Wno-unused-parameter -Wno-psabi)
+# Sanitized builds (CMakeLists.txt) at -O1: a fraction of the compile time of the four
+# kernel-table variants, and the same checks.
+if(FORGE_SANITIZE)
+  set(FORGE_CPU_OPT_LEVEL -O1)
+else()
+  set(FORGE_CPU_OPT_LEVEL -O3)
+endif()
+set(FORGE_CPU_COMPILE_OPTIONS ${FORGE_CPU_OPT_LEVEL} -fopenmp -Wall -Wextra -Wno-unused-parameter -Wno-psabi)
 set(FORGE_CPU_LINK_OPTIONS -fopenmp)
 
 # The torch-free kernels, once per instruction set (kernel_table.h says how one is
