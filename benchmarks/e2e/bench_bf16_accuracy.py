@@ -15,7 +15,7 @@ the plugin's bf16 error <= the builtin's. Writes benchmarks/results/e2e_bf16_acc
                                                [--modes eager,compiled] [--tokens 3000]
                                                [--fp32-reference builtin]
 Attribution paths (our plugin with one op family swapped for vLLM's own):
-forge_vllm_attention, forge_vllm_norms, forge_vllm_act_rope.
+forge_vllm_attention, forge_vllm_norms, forge_vllm_act_rope, forge_vllm_act, forge_vllm_rope.
 """
 
 import argparse
@@ -25,7 +25,6 @@ from pathlib import Path
 
 from benchmarks.common import RESULTS, machine_line, pyplot, write_csv
 from benchmarks.e2e import run_child
-from benchmarks.e2e.bench_gguf import QUESTIONS
 
 CHUNK = 500  # prompt tokens per text request (max_model_len 1024)
 NEW_TOKENS = 48
@@ -98,15 +97,15 @@ def main() -> None:
 
     from transformers import AutoTokenizer
 
-    from vllm_forge.gguf.export import (GGUF_NAME, english_text_ids, export_hf_folder,
-                                        smollm2_folder)
+    from vllm_forge.gguf.export import (CHAT_QUESTIONS, GGUF_NAME, english_text_ids,
+                                        export_hf_folder, smollm2_folder)
 
     gguf_file = smollm2_folder() / GGUF_NAME
     folder = export_hf_folder(gguf_file, Path(".demo") / f"{gguf_file.stem}-hf")
     tok = AutoTokenizer.from_pretrained(folder)
     chat_ids = [tok(tok.apply_chat_template([{"role": "user", "content": q}], tokenize=False,
                                             add_generation_prompt=True),
-                    add_special_tokens=False)["input_ids"] for q in QUESTIONS]
+                    add_special_tokens=False)["input_ids"] for q in CHAT_QUESTIONS]
     base = dict(text_ids=english_text_ids(tok, args.tokens, CHUNK), chat_ids=chat_ids)
     paths = {
         "builtin": (dict(model=str(folder)), False),
@@ -118,6 +117,10 @@ def main() -> None:
             "rms_norm": ["native"], "fused_add_rms_norm": ["native"]}}}), True),
         "forge_vllm_act_rope": (dict(model=str(folder), extra={"compilation_config": {
             "custom_ops": ["-silu_and_mul", "-rotary_embedding"]}}), True),
+        "forge_vllm_act": (dict(model=str(folder), extra={"compilation_config": {
+            "custom_ops": ["-silu_and_mul"]}}), True),
+        "forge_vllm_rope": (dict(model=str(folder), extra={"compilation_config": {
+            "custom_ops": ["-rotary_embedding"]}}), True),
         # vLLM 0.32 takes a folder holding one .gguf, not the file (README: GGUF).
         "forge_gguf": (dict(model=str(gguf_file.parent), extra={"config_format": "forge_gguf"}),
                        True),

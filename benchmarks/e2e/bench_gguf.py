@@ -18,16 +18,8 @@ from pathlib import Path
 
 from benchmarks.common import machine_line, write_csv
 from benchmarks.e2e import run_child
+from vllm_forge.gguf.export import CHAT_QUESTIONS
 
-QUESTIONS = [
-    "What is the capital of France?", "Write a haiku about the sea.",
-    "Explain why the sky is blue.", "List three red fruits.",
-    "How do I boil an egg?", "What is 12 times 7?", "Give me a tip for clean Python code.",
-    "Who wrote Romeo and Juliet?", "What is a prime number?", "Name two planets.",
-    "Describe a cat in one sentence.", "What does a CPU do?", "Suggest a name for a dog.",
-    "Why do leaves change colour?", "What is the boiling point of water?",
-    "Tell me a fun fact about octopuses.",
-]
 
 
 def engine_rss_mb() -> float:
@@ -45,7 +37,7 @@ def child(cfg: dict) -> None:
               max_model_len=1024, gpu_memory_utilization=0.5, seed=0, **cfg.get("extra", {}))
     tok = llm.get_tokenizer()
     prompts = [tok.apply_chat_template([{"role": "user", "content": q}], tokenize=False,
-                                       add_generation_prompt=True) for q in QUESTIONS]
+                                       add_generation_prompt=True) for q in CHAT_QUESTIONS]
     params = SamplingParams(temperature=0.0, max_tokens=cfg["max_tokens"], ignore_eos=True)
     llm.generate(prompts[:2], SamplingParams(max_tokens=8), use_tqdm=False)  # warm-up
     result = {"rss_mb": engine_rss_mb()}

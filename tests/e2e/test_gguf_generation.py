@@ -5,10 +5,11 @@ The reference folders are made by transformers' own GGUF reader (its dequantisat
 its undoing of llama.cpp's Q/K permutation, independent of ours); the real model's is
 cached between runs in pytest's cache. In fp32 the runs differ only in how the GEMMs
 sum (our quant_gemm on the packed weights vs vLLM's oneDNN on the dequantised ones), so
-greedy tokens must agree. Cases: SmolLM2-135M Q4_1 (Llama) on one rank and on three;
-tiny random Qwen2 and Qwen3 files in mixed GGUF types. The real model also reads 2000
-tokens of real English: prompt logprobs within 1e-4 of the builtin's in fp32, and its
-bf16 error against fp32 no larger than the builtin platform's. Slow: nine engines.
+greedy tokens must agree: SmolLM2-135M Q4_1 (Llama) on 16 chat prompts, eager and
+compiled, on one rank and (eager) on three; also tiny random Qwen2 and Qwen3 files in
+mixed GGUF types. The real model also reads 2000 tokens of real English: prompt
+logprobs within 1e-4 of the builtin's in fp32, and its bf16 error against fp32 no
+larger than the builtin platform's. Slow: eleven engines.
 """
 
 import importlib.metadata
@@ -21,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from vllm_forge.gguf.export import (GGUF_NAME, english_text_ids, make_reference_folder,
-                                     smollm2_folder)
+from vllm_forge.gguf.export import (CHAT_QUESTIONS, GGUF_NAME, english_text_ids,
+                                     make_reference_folder, smollm2_folder)
 
 from tests.gguf.tiny_gguf import write_tiny_gguf
 
@@ -38,16 +39,6 @@ FP32_LOGPROB_TOL = 1e-4
 # bf16: our error against the fp32 run (mean |logprob error| over the text) must not
 # exceed the builtin platform's by more than this factor (#13: no less accurate).
 BF16_ERROR_MARGIN = 1.10
-QUESTIONS = [
-    "What is the capital of France?",
-    "Write a haiku about the sea.",
-    "Explain in two sentences why the sky is blue.",
-    "List three fruits that are red.",
-    "Translate 'good morning' into Spanish and German.",
-    "What is 12 times 7? Answer with the number first.",
-    "Give me a short tip for writing clean Python code.",
-    "Who wrote the play Romeo and Juliet, and when?",
-]
 
 
 def gguf_folder() -> Path:
@@ -79,7 +70,7 @@ def chat_prompts(folder: Path) -> list[str]:
 
     tokenizer = AutoTokenizer.from_pretrained(folder)
     return [tokenizer.apply_chat_template([{"role": "user", "content": q}], tokenize=False,
-                                          add_generation_prompt=True) for q in QUESTIONS]
+                                          add_generation_prompt=True) for q in CHAT_QUESTIONS]
 
 
 def entry_point_installed() -> bool:
@@ -138,6 +129,14 @@ def builtin_run(reference_folder, tmp_path_factory) -> dict:
     return run
 
 
+@pytest.fixture(scope="session")
+def builtin_compiled_run(reference_folder, tmp_path_factory) -> dict:
+    run = generate(tmp_path_factory.mktemp("builtin-compiled"), "builtin-hf-compiled",
+                   reference_folder, chat_prompts(reference_folder), plugin=False, eager=False)
+    assert run["platform"] == "CpuPlatform"
+    return run
+
+
 def mean_abs_error(run: dict, reference: dict) -> float:
     a, b = run["text_logprobs"], reference["text_logprobs"]
     assert len(a) == len(b)
@@ -146,7 +145,7 @@ def mean_abs_error(run: dict, reference: dict) -> float:
 
 def check_matches(ours: dict, builtin: dict) -> None:
     assert ours["platform"] == "ForgeCpuPlatform"
-    assert len(ours["results"]) == len(QUESTIONS)
+    assert len(ours["results"]) == len(CHAT_QUESTIONS)
     for result in ours["results"]:
         assert len(result["token_ids"]) == MAX_TOKENS
     problems = first_divergences(ours, builtin)
@@ -166,6 +165,16 @@ def test_gguf_fp32_matches_builtin_platform_on_dequantised_weights(reference_fol
     worst = max(abs(x - y) for x, y in zip(ours["text_logprobs"], builtin_run["text_logprobs"]))
     assert len(ours["text_logprobs"]) == len(builtin_run["text_logprobs"])
     assert worst <= FP32_LOGPROB_TOL, f"prompt logprobs of the text differ by up to {worst:.2e}"
+
+
+def test_gguf_fp32_compiled_matches_builtin_platform(reference_folder, builtin_compiled_run,
+                                                     tmp_path):
+    """The same in vLLM's default mode: torch.compile (Inductor) of the model with our
+    quant_gemm, attention and activation ops inside the compiled graph."""
+    ours = generate(tmp_path, "forge-gguf-compiled", gguf_folder(),
+                    chat_prompts(reference_folder), plugin=True, eager=False,
+                    extra={"config_format": "forge_gguf"})
+    check_matches(ours, builtin_compiled_run)
 
 
 def test_bf16_error_is_no_more_than_builtin_platforms(reference_folder, builtin_run, tmp_path):

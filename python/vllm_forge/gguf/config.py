@@ -2,6 +2,8 @@
 metadata (by transformers' GGUF support), marked as `forge_gguf`-quantised so that vLLM
 picks our quantization config without a `quantization=` flag."""
 
+import copy
+import functools
 from pathlib import Path
 
 from vllm.transformers_utils.config_parser_base import ConfigParserBase
@@ -24,11 +26,26 @@ def read_metadata(path: Path) -> dict:
 
 
 def load_hf_config(model: str | Path):
-    """(config dict, PretrainedConfig) for the GGUF file `model` names."""
+    """(config dict, PretrainedConfig) for the GGUF file `model` names.
+
+    Parsed once per file version: vLLM asks for the config of a model many times while
+    it starts (the OpenAI server about ten, through get_diff_sampling_param and the
+    generation config), and transformers reads the whole file each time (seconds).
+    Callers get their own copy to change."""
+    path = gguf_path(model)
+    stat = path.stat()
+    config = copy.deepcopy(_parse_hf_config(str(path), stat.st_size, stat.st_mtime_ns))
+    return config.to_dict(), config
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_hf_config(path_str: str, size: int, mtime_ns: int):
+    """The PretrainedConfig of one version (size, mtime) of a file; errors are not
+    cached."""
     from transformers import AutoConfig
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
-    path = gguf_path(model)
+    path = Path(path_str)
     metadata = read_metadata(path)
     gguf_arch = metadata.get("general.architecture")
     arch.arch_spec(gguf_arch)
@@ -47,7 +64,7 @@ def load_hf_config(model: str | Path):
         # model (LlamaModel), which has no LM head.
         config.architectures = [MODEL_FOR_CAUSAL_LM_MAPPING_NAMES[config.model_type]]
     config.quantization_config = {"quant_method": NAME}
-    return config.to_dict(), config
+    return config
 
 
 class GGUFConfigParser(ConfigParserBase):

@@ -55,6 +55,19 @@ def export_hf_folder(gguf_file: Path, out: Path) -> Path:
     return out
 
 
+# Short chat prompts of the real-model tests and benchmarks (the first one's answer names
+# a fact the tests check: Paris).
+CHAT_QUESTIONS = (
+    "What is the capital of France?", "Write a haiku about the sea.",
+    "Explain why the sky is blue.", "List three red fruits.",
+    "How do I boil an egg?", "What is 12 times 7?", "Give me a tip for clean Python code.",
+    "Who wrote Romeo and Juliet?", "What is a prime number?", "Name two planets.",
+    "Describe a cat in one sentence.", "What does a CPU do?", "Suggest a name for a dog.",
+    "Why do leaves change colour?", "What is the boiling point of water?",
+    "Tell me a fun fact about octopuses.",
+)
+
+
 def english_text_ids(tokenizer, tokens: int, chunk: int = 500) -> list[list[int]]:
     """Real English that ships with Python (pydoc_data.topics, sorted topics; not written
     here), `tokens` token ids of it in prompts of `chunk`: the accuracy text of the
