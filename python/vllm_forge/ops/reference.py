@@ -1,9 +1,12 @@
 """Pure-torch references for every op: fp32 math, the ground truth of the tests and
-the provider of last resort. Clarity over speed."""
+the provider of last resort. Clarity over speed. Each first runs the native op's argument
+checks (vllm_forge.ops.checks, vllm_forge.quant.checks), so a call the compiled kernel
+refuses is refused here with the same RuntimeError."""
 
 import torch
 
-from vllm_forge.quant import checks
+from vllm_forge.ops import checks
+from vllm_forge.quant import checks as quant_checks
 
 
 def reshape_and_cache(key_cache: torch.Tensor, value_cache: torch.Tensor, key: torch.Tensor,
@@ -14,6 +17,7 @@ def reshape_and_cache(key_cache: torch.Tensor, value_cache: torch.Tensor, key: t
     key, value: [num_tokens, num_kv_heads, head_size]
     slot_mapping: [num_tokens] int64; slot = block * block_size + offset, < 0 skips.
     """
+    checks.reshape_and_cache(key_cache, value_cache, key, value, slot_mapping)
     block_size = key_cache.shape[2]
     keep = slot_mapping >= 0
     slots = slot_mapping[keep]
@@ -37,6 +41,8 @@ def paged_attention(out: torch.Tensor, query: torch.Tensor, key_cache: torch.Ten
     p with max(0, pos - sliding_window + 1) <= p <= pos; softcap > 0 applies
     softcap * tanh(score / softcap) to the scaled scores.
     """
+    checks.paged_attention(out, query, key_cache, value_cache, query_start_loc, seq_lens,
+                           block_table, scale, sliding_window, softcap)
     num_heads = query.shape[1]
     num_kv_heads, block_size = key_cache.shape[1], key_cache.shape[2]
     group = num_heads // num_kv_heads
@@ -64,15 +70,36 @@ def paged_attention(out: torch.Tensor, query: torch.Tensor, key_cache: torch.Ten
             allowed &= key_pos > pos - sliding_window
         scores = scores.masked_fill(~allowed, float("-inf"))
         probs = torch.softmax(scores, dim=-1)
-        # A masked key may hold NaN (unwritten slot); 0 * NaN would poison the sum.
-        v = torch.where(allowed.any(0).view(-1, 1, 1), v, torch.zeros_like(v))
-        out[q0:q1] = torch.einsum("hqk,khd->qhd", probs, v).to(out.dtype)
+        out[q0:q1] = _weighted_values(probs, v, allowed).to(out.dtype)
+
+
+def _weighted_values(probs: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """sum_k probs[h, q, k] * v[k, h, :] over the keys query q may see (allowed [q, k]).
+
+    A key a query may not see must not reach it even as 0 * NaN (0 * inf): a masked slot
+    may be unwritten (NaN), and a later token's value is not an earlier token's business.
+    Slots no query sees are zeroed; the few non-finite values left are added apart, each
+    only to the queries that see it.
+    """
+    v = torch.where(allowed.any(0).view(-1, 1, 1), v, torch.zeros_like(v))
+    finite = torch.isfinite(v)
+    out = torch.einsum("hqk,khd->qhd", probs, torch.where(finite, v, torch.zeros_like(v)))
+    key, head, dim = (~finite).nonzero().unbind(1)  # each [n]
+    if key.numel():
+        terms = torch.where(allowed[:, key], probs[head, :, key].t() * v[key, head, dim], 0.0)
+        out.view(out.shape[0], -1).index_add_(1, head * v.shape[2] + dim, terms)
+    return out
 
 
 def rms_norm(out: torch.Tensor, input: torch.Tensor, weight: torch.Tensor | None,
              epsilon: float) -> None:
     """out = input / sqrt(mean(input^2) + epsilon) * weight over the last dim; [..., hidden]."""
-    x = input.float()
+    checks.rms_norm(out, input, weight, epsilon)
+    _rms_norm(out, input.float(), weight, epsilon)
+
+
+def _rms_norm(out: torch.Tensor, x: torch.Tensor, weight: torch.Tensor | None,
+              epsilon: float) -> None:
     y = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + epsilon)
     if weight is not None:
         y = y * weight.float()
@@ -82,13 +109,15 @@ def rms_norm(out: torch.Tensor, input: torch.Tensor, weight: torch.Tensor | None
 def fused_add_rms_norm(input: torch.Tensor, residual: torch.Tensor,
                        weight: torch.Tensor | None, epsilon: float) -> None:
     """residual <- input + residual; input <- rms_norm of the (unrounded) sum."""
+    checks.fused_add_rms_norm(input, residual, weight, epsilon)
     total = input.float() + residual.float()
     residual.copy_(total)
-    rms_norm(input, total, weight, epsilon)
+    _rms_norm(input, total, weight, epsilon)
 
 
 def silu_and_mul(out: torch.Tensor, input: torch.Tensor) -> None:
     """out = silu(input[..., :d]) * input[..., d:]; input [..., 2d], out [..., d]."""
+    checks.gated_activation("silu_and_mul", out, input)
     d = input.shape[-1] // 2
     x = input.float()
     out.copy_(torch.nn.functional.silu(x[..., :d]) * x[..., d:])
@@ -96,6 +125,8 @@ def silu_and_mul(out: torch.Tensor, input: torch.Tensor) -> None:
 
 def gelu_and_mul(out: torch.Tensor, input: torch.Tensor, approximate: str) -> None:
     """out = gelu(input[..., :d], approximate) * input[..., d:]; approximate 'none' | 'tanh'."""
+    checks.gelu_approximate(approximate)  # before the tensors, as the native op does
+    checks.gated_activation("gelu_and_mul", out, input)
     d = input.shape[-1] // 2
     x = input.float()
     out.copy_(torch.nn.functional.gelu(x[..., :d], approximate=approximate) * x[..., d:])
@@ -108,13 +139,15 @@ def rotary_embedding(positions: torch.Tensor, query: torch.Tensor, key: torch.Te
     positions [T] int64; query [T, H * head_size] or [T, H, head_size]; key likewise or
     None; cos_sin_cache [max_position, rot_dim] = cos (rot_dim/2) | sin (rot_dim/2).
     """
+    checks.rotary_embedding(positions, query, key, head_size, cos_sin_cache, is_neox)
     rot_dim = cos_sin_cache.shape[1]
     cos, sin = cos_sin_cache[positions].float().chunk(2, dim=-1)  # [T, rot_dim/2]
     cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
     for x in (query, key):
         if x is None:
             continue
-        heads = x.view(x.shape[0], -1, head_size)
+        # Not view(T, -1, head_size): with no tokens or no heads, -1 is ambiguous.
+        heads = x if x.dim() == 3 else x.view(x.shape[0], x.shape[1] // head_size, head_size)
         rot = heads[..., :rot_dim].float()
         if is_neox:
             x1, x2 = rot.chunk(2, dim=-1)
@@ -127,6 +160,7 @@ def rotary_embedding(positions: torch.Tensor, query: torch.Tensor, key: torch.Te
 
 def softmax(out: torch.Tensor, input: torch.Tensor, temperature: torch.Tensor | None) -> None:
     """out = softmax(input / temperature[:, None], dim=-1); input [rows, cols]."""
+    checks.softmax("softmax", out, input, temperature)
     x = input.float()
     if temperature is not None:
         x = x / temperature.float().unsqueeze(1)
@@ -135,6 +169,7 @@ def softmax(out: torch.Tensor, input: torch.Tensor, temperature: torch.Tensor | 
 
 def log_softmax(out: torch.Tensor, input: torch.Tensor, temperature: torch.Tensor | None) -> None:
     """out = log_softmax(input / temperature[:, None], dim=-1); input [rows, cols]."""
+    checks.softmax("log_softmax", out, input, temperature)
     x = input.float()
     if temperature is not None:
         x = x / temperature.float().unsqueeze(1)
@@ -145,6 +180,7 @@ def topk_softmax(topk_weights: torch.Tensor, topk_ids: torch.Tensor, gating_outp
                  renormalize: bool) -> None:
     """topk_weights [rows, k] float32, topk_ids [rows, k] int32 <- the k largest of
     softmax(gating_output [rows, experts]), optionally renormalised to sum to 1."""
+    checks.topk_softmax(topk_weights, topk_ids, gating_output, renormalize)
     probs = torch.softmax(gating_output.float(), dim=-1)
     weights, ids = probs.topk(topk_weights.shape[1], dim=-1)
     if renormalize:
@@ -165,8 +201,12 @@ def quant_gemm(out: torch.Tensor, x: torch.Tensor, qweight: torch.Tensor, scales
     """
     from vllm_forge.quant.format import dequantize
 
-    checks.quant_gemm(out, x, qweight, scales, mins, bias, bits, group_size)
-    w = dequantize(qweight, scales, mins, bits, group_size, x.shape[1])
+    quant_checks.quant_gemm(out, x, qweight, scales, mins, bias, bits, group_size)
+    (m, k), n = x.shape, qweight.shape[0]
+    if m == 0 or n == 0:
+        return
+    # With K = 0 the sums are empty (and dequantize cannot unpack an empty weight).
+    w = dequantize(qweight, scales, mins, bits, group_size, k) if k else torch.zeros(n, 0)
     y = x.float() @ w.t()
     if bias is not None:
         y = y + bias.float()

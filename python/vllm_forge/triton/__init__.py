@@ -37,17 +37,3 @@ def unavailable_reason(device_type: str) -> str:
 def next_power_of_2(n: int) -> int:
     return 1 << max(0, int(n) - 1).bit_length()
 
-
-def row_view(x: torch.Tensor, name: str) -> torch.Tensor:
-    """x [..., cols] as [rows, cols] with unit column stride, without copying (outputs and
-    in-place arguments must be written where they are)."""
-    if x.dim() == 0:
-        raise ValueError(f"{name} must have at least one dimension, got a 0-dim tensor")
-    if x.stride(-1) != 1 and x.shape[-1] > 1:
-        raise ValueError(f"{name} must be contiguous in its last dimension, got strides "
-                         f"{tuple(x.stride())}")
-    try:
-        return x.view(-1, x.shape[-1])
-    except RuntimeError:
-        raise ValueError(f"{name} of shape {tuple(x.shape)} and strides {tuple(x.stride())} "
-                         f"cannot be viewed as rows of its last dimension") from None

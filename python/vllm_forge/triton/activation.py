@@ -4,21 +4,23 @@ import torch
 import triton
 import triton.language as tl
 
-from vllm_forge.triton import row_view
-from vllm_forge.triton.checks import check, check_float, check_same
-from vllm_forge.triton.jit_math import tanh
+from vllm_forge.ops import checks
+from vllm_forge.triton.jit_math import row_offset, tanh
 
 SILU, GELU_ERF, GELU_TANH = 0, 1, 2
 BLOCK = 1024
 
 
 @triton.jit
-def _gated_activation_kernel(out_ptr, stride_out_row, x_ptr, stride_x_row, d,
+def _gated_activation_kernel(out_ptr, out_inner_count, out_inner_stride, out_outer_stride,
+                             x_ptr, x_inner_count, x_inner_stride, x_outer_stride, d,
                              ACTIVATION: tl.constexpr, BLOCK: tl.constexpr):
+    """Rows are found through their RowLayout (checks.row_layout): at most two levels of
+    strides."""
     row = tl.program_id(0).to(tl.int64)
     cols = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
     mask = cols < d
-    x_row = x_ptr + row * stride_x_row
+    x_row = x_ptr + row_offset(row, x_inner_count, x_inner_stride, x_outer_stride)
     gate = tl.load(x_row + cols, mask=mask, other=0.0).to(tl.float32)
     up = tl.load(x_row + d + cols, mask=mask, other=0.0).to(tl.float32)
     if ACTIVATION == 0:
@@ -28,23 +30,17 @@ def _gated_activation_kernel(out_ptr, stride_out_row, x_ptr, stride_x_row, d,
     else:
         inner = 0.7978845608028654 * (gate + 0.044715 * gate * gate * gate)
         act = 0.5 * gate * (1.0 + tanh(inner))
-    tl.store(out_ptr + row * stride_out_row + cols, (act * up).to(out_ptr.dtype.element_ty),
-             mask=mask)
+    out_row = out_ptr + row_offset(row, out_inner_count, out_inner_stride, out_outer_stride)
+    tl.store(out_row + cols, (act * up).to(out_ptr.dtype.element_ty), mask=mask)
 
 
 def _launch(op: str, out: torch.Tensor, x: torch.Tensor, activation: int) -> None:
-    check_float(op, "input", x)
-    check_same(op, "out", out, "input", x)
-    check(x.dim() >= 1 and x.shape[-1] % 2 == 0, op,
-          f"input's last dimension must be even, got shape {tuple(x.shape)}")
-    d = x.shape[-1] // 2
-    check(out.shape == x.shape[:-1] + (d,), op,
-          f"out must have shape {tuple(x.shape[:-1]) + (d,)}, got {tuple(out.shape)}")
-    out2, x2 = row_view(out, "out"), row_view(x, "input")
-    if x2.shape[0] == 0 or d == 0:
+    out_rows, x_rows = checks.gated_activation(op, out, x)
+    if out.numel() == 0:
         return
-    _gated_activation_kernel[(x2.shape[0], triton.cdiv(d, BLOCK))](
-        out2, out2.stride(0), x2, x2.stride(0), d, ACTIVATION=activation, BLOCK=BLOCK)
+    d = x.shape[-1] // 2
+    _gated_activation_kernel[(out.numel() // d, triton.cdiv(d, BLOCK))](
+        out, *out_rows, x, *x_rows, d, ACTIVATION=activation, BLOCK=BLOCK)
 
 
 def silu_and_mul(out: torch.Tensor, input: torch.Tensor) -> None:
@@ -52,6 +48,5 @@ def silu_and_mul(out: torch.Tensor, input: torch.Tensor) -> None:
 
 
 def gelu_and_mul(out: torch.Tensor, input: torch.Tensor, approximate: str) -> None:
-    check(approximate in ("none", "tanh"), "gelu_and_mul",
-          f"approximate must be 'none' or 'tanh', got {approximate!r}")
+    checks.gelu_approximate(approximate)  # before the tensors, as the native op does
     _launch("gelu_and_mul", out, input, GELU_ERF if approximate == "none" else GELU_TANH)

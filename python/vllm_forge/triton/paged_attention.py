@@ -20,8 +20,8 @@ import torch
 import triton
 import triton.language as tl
 
+from vllm_forge.ops import checks
 from vllm_forge.triton import MIN_DOT, interpreting, next_power_of_2
-from vllm_forge.triton.checks import check, check_float, check_index, check_same
 from vllm_forge.triton.jit_math import tanh
 
 TILE_N = 32
@@ -133,7 +133,10 @@ def _paged_attention_kernel(
             m_i = m_new
 
         if NUM_SPLITS == 1:
-            out = acc / tl.where(l_i > 0, l_i, 1.0)[:, None]
+            # Every query sees at least its own key, so l_i = 0 only when each score it
+            # sees is -inf (an inf in q or k): 0 / 0 = NaN there, as in the reference.
+            # Padding rows (never stored) divide by 1, keeping the interpreter quiet.
+            out = acc / tl.where(row_valid, l_i, 1.0)[:, None]
             tl.store(out_ptr + token[:, None] * stride_out_token + head[:, None] * stride_out_head
                      + dims[None, :], out.to(out_ptr.dtype.element_ty),
                      mask=row_valid[:, None] & dim_ok[None, :])
@@ -165,65 +168,6 @@ def _merge_splits_kernel(out_ptr, stride_out_token, stride_out_head, partial_out
              out.to(out_ptr.dtype.element_ty), mask=dims < HEAD_SIZE)
 
 
-def _check(out, query, key_cache, value_cache, query_start_loc, seq_lens, block_table) -> None:
-    op = "paged_attention"
-    check_float(op, "query", query)
-    for name, t in (("out", out), ("key_cache", key_cache), ("value_cache", value_cache)):
-        check_same(op, name, t, "query", query)
-    check(query.dim() == 3 and out.shape == query.shape, op,
-          f"query and out must be [num_tokens, num_heads, head_size] of one shape, got "
-          f"{tuple(query.shape)} and {tuple(out.shape)}")
-    for name, t in (("query", query), ("out", out)):
-        check(t.stride(2) == 1, op, f"{name} must be contiguous in its last dimension, got "
-              f"strides {tuple(t.stride())}")
-    check(key_cache.dim() == 4 and value_cache.shape == key_cache.shape, op,
-          f"key_cache and value_cache must be [num_blocks, num_kv_heads, block_size, head_size], "
-          f"got {tuple(key_cache.shape)} and {tuple(value_cache.shape)}")
-    num_heads, head_size = query.shape[1], query.shape[2]
-    num_kv_heads = key_cache.shape[1]
-    check(key_cache.shape[3] == head_size, op,
-          f"key_cache head_size {key_cache.shape[3]} != query head_size {head_size}")
-    check(num_kv_heads > 0 and num_heads % num_kv_heads == 0, op,
-          f"num_heads = {num_heads} must be a multiple of num_kv_heads = {num_kv_heads}")
-    for name, t in (("query_start_loc", query_start_loc), ("seq_lens", seq_lens),
-                    ("block_table", block_table)):
-        check_index(op, name, t, query.device, (torch.int32,))
-    num_seqs = seq_lens.shape[0]
-    check(seq_lens.dim() == 1 and seq_lens.is_contiguous(), op, "seq_lens must be 1-D, contiguous")
-    check(query_start_loc.shape == (num_seqs + 1,) and query_start_loc.is_contiguous(), op,
-          f"query_start_loc must be contiguous with shape ({num_seqs + 1},), got "
-          f"{tuple(query_start_loc.shape)}")
-    check(block_table.dim() == 2 and block_table.shape[0] == num_seqs
-          and block_table.stride(1) == 1, op,
-          f"block_table must be [{num_seqs}, max_blocks] with unit last stride, got shape "
-          f"{tuple(block_table.shape)} strides {tuple(block_table.stride())}")
-    if query.device.type == "cpu":  # the metadata checks are free here; a sync on a GPU
-        _check_metadata(query.shape[0], key_cache.shape[0], key_cache.shape[2],
-                        query_start_loc, seq_lens, block_table)
-
-
-def _check_metadata(num_tokens, num_blocks, block_size, query_start_loc, seq_lens,
-                    block_table) -> None:
-    op = "paged_attention"
-    qsl, lens = query_start_loc.tolist(), seq_lens.tolist()
-    check(qsl[0] == 0 and qsl[-1] == num_tokens, op,
-          f"query_start_loc must run from 0 to num_tokens = {num_tokens}, got {qsl[0]}..{qsl[-1]}")
-    for s, seq_len in enumerate(lens):
-        q_len = qsl[s + 1] - qsl[s]
-        check(0 <= q_len <= seq_len, op, f"sequence {s}: query length {q_len} must be in "
-              f"[0, seq_lens[{s}] = {seq_len}]")
-        used = -(-seq_len // block_size)
-        check(used <= block_table.shape[1], op, f"seq_lens[{s}] = {seq_len} needs {used} blocks "
-              f"but block_table has {block_table.shape[1]} columns")
-        if q_len and used:
-            ids = block_table[s, :used]
-            bad = (ids < 0) | (ids >= num_blocks)
-            if bool(bad.any()):
-                b = int(bad.nonzero()[0, 0])
-                raise ValueError(f"{op}: block_table[{s}][{b}] = {int(ids[b])} is outside "
-                                 f"[0, {num_blocks})")
-
-
 def _num_splits(num_tokens: int, num_seqs: int, num_kv_heads: int, device: torch.device) -> int:
     """Split the keys only for pure decode batches (one token per sequence) that leave SMs idle."""
     if num_tokens != num_seqs or device.type != "cuda":
@@ -240,7 +184,8 @@ def paged_attention(out: torch.Tensor, query: torch.Tensor, key_cache: torch.Ten
                     num_splits: int | None = None) -> None:
     """See vllm_forge.ops.reference.paged_attention. num_splits (a power of two) forces the
     split-KV path; by default it is chosen from the batch and the GPU."""
-    _check(out, query, key_cache, value_cache, query_start_loc, seq_lens, block_table)
+    checks.paged_attention(out, query, key_cache, value_cache, query_start_loc, seq_lens,
+                           block_table, scale, sliding_window, softcap)
     num_tokens, num_heads, head_size = query.shape
     num_seqs = seq_lens.shape[0]
     if num_tokens == 0 or num_seqs == 0:
@@ -253,8 +198,8 @@ def paged_attention(out: torch.Tensor, query: torch.Tensor, key_cache: torch.Ten
     block_q = max(1, block_m // group_pad)
     if num_splits is None:
         num_splits = _num_splits(num_tokens, num_seqs, num_kv_heads, query.device)
-    check(num_splits >= 1 and num_splits & (num_splits - 1) == 0, "paged_attention",
-          f"num_splits must be a power of two, got {num_splits}")
+    checks.check(num_splits >= 1 and num_splits & (num_splits - 1) == 0, "paged_attention",
+                 f"num_splits must be a power of two, got {num_splits}")
     head_pad = max(MIN_DOT, next_power_of_2(head_size))
     partial_out = partial_stats = out  # unused unless split
     if num_splits > 1:

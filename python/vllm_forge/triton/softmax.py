@@ -8,8 +8,8 @@ import torch
 import triton
 import triton.language as tl
 
+from vllm_forge.ops import checks
 from vllm_forge.triton import next_power_of_2
-from vllm_forge.triton.checks import check, check_float, check_same
 
 BLOCK = 2048
 MAX_EXPERTS = 4096
@@ -48,28 +48,8 @@ def _softmax_kernel(out_ptr, stride_out_row, x_ptr, stride_x_row, temperature_pt
 
 def _softmax(op: str, out: torch.Tensor, input: torch.Tensor, temperature: torch.Tensor | None,
              log: bool) -> None:
-    check_float(op, "input", input)
-    check_same(op, "out", out, "input", input)
-    check(input.dim() == 2, op, f"input must be a 2-D tensor [rows, cols], got shape {tuple(input.shape)}")
-    check(out.shape == input.shape, op, f"out must have the shape of input {tuple(input.shape)}, "
-          f"got {tuple(out.shape)}")
-    for name, t in (("input", input), ("out", out)):
-        check(t.shape[1] <= 1 or t.stride(1) == 1, op,
-              f"{name} must be contiguous in its last dimension, got strides {tuple(t.stride())}")
+    checks.softmax(op, out, input, temperature)
     rows, cols = input.shape
-    check(cols > 0 or rows == 0, op, "input must have at least one column")
-    if temperature is not None:
-        check(temperature.device == input.device and temperature.dtype == torch.float32, op,
-              f"temperature must be float32 on {input.device}, got {temperature.dtype} on "
-              f"{temperature.device}")
-        check(temperature.shape == (rows,) and temperature.is_contiguous(), op,
-              f"temperature must be contiguous with shape ({rows},), got {tuple(temperature.shape)}")
-        if temperature.device.type == "cpu":  # free here; a sync on a GPU
-            bad = ~(torch.isfinite(temperature) & (temperature > 0))
-            if bool(bad.any()):
-                r = int(bad.nonzero()[0, 0])
-                raise ValueError(f"{op}: temperature[{r}] = {float(temperature[r])} must be "
-                                 f"finite and > 0")
     if rows == 0:
         return
     _softmax_kernel[(rows,)](out, out.stride(0), input, input.stride(0),
@@ -97,6 +77,12 @@ def _topk_softmax_kernel(weights_ptr, ids_ptr, gating_ptr, stride_gating_row, n_
                 other=float("-inf")).to(tl.float32)
     p = tl.exp(x - tl.max(x, axis=0))
     p = tl.where(valid, p / tl.sum(p, axis=0), -1.0)  # padding never wins
+    # A NaN logit (or +inf ones: inf - inf) makes the whole softmax row NaN, as in the
+    # reference. No maximum ever equals a NaN, so the arg-max below would pick padding
+    # (ids past the experts, weights -1): such a row gets NaN weights and the lowest
+    # expert ids instead, as the native kernel gives.
+    row_nan = tl.max(tl.where(valid & (p != p), 1, 0), axis=0) > 0
+    p = tl.where(valid & row_nan, 0.0, p)
     slots = tl.arange(0, BLOCK_K)
     top_w = tl.zeros([BLOCK_K], tl.float32)
     top_i = tl.zeros([BLOCK_K], tl.int32)
@@ -109,6 +95,7 @@ def _topk_softmax_kernel(weights_ptr, ids_ptr, gating_ptr, stride_gating_row, n_
         p = tl.where(experts == best_i, -2.0, p)
     if RENORMALIZE:
         top_w = top_w / tl.sum(tl.where(slots < k, top_w, 0.0), axis=0)
+    top_w = tl.where(row_nan, float("nan"), top_w)
     mask = slots < k
     tl.store(weights_ptr + row * k + slots, top_w, mask=mask)
     tl.store(ids_ptr + row * k + slots, top_i, mask=mask)
@@ -116,25 +103,11 @@ def _topk_softmax_kernel(weights_ptr, ids_ptr, gating_ptr, stride_gating_row, n_
 
 def topk_softmax(topk_weights: torch.Tensor, topk_ids: torch.Tensor, gating_output: torch.Tensor,
                  renormalize: bool) -> None:
-    op = "topk_softmax"
-    check_float(op, "gating_output", gating_output)
-    check(gating_output.dim() == 2 and (gating_output.shape[1] <= 1 or gating_output.stride(1) == 1),
-          op, f"gating_output must be 2-D [rows, experts] with unit last stride, got shape "
-          f"{tuple(gating_output.shape)} strides {tuple(gating_output.stride())}")
+    checks.topk_softmax(topk_weights, topk_ids, gating_output, renormalize)
     rows, n_experts = gating_output.shape
-    check(topk_weights.dtype == torch.float32 and topk_weights.device == gating_output.device, op,
-          f"topk_weights must be float32 on {gating_output.device}, got {topk_weights.dtype} on "
-          f"{topk_weights.device}")
-    check(topk_ids.dtype == torch.int32 and topk_ids.device == gating_output.device, op,
-          f"topk_ids must be int32 on {gating_output.device}, got {topk_ids.dtype} on {topk_ids.device}")
-    check(topk_weights.dim() == 2 and topk_weights.shape[0] == rows and topk_weights.is_contiguous(),
-          op, f"topk_weights must be contiguous [{rows}, k], got shape {tuple(topk_weights.shape)}")
-    check(topk_ids.shape == topk_weights.shape and topk_ids.is_contiguous(), op,
-          f"topk_ids must be contiguous with the shape of topk_weights {tuple(topk_weights.shape)}, "
-          f"got {tuple(topk_ids.shape)}")
     k = topk_weights.shape[1]
-    check(1 <= k <= n_experts, op, f"k (topk_weights.size(1)) must be in [1, {n_experts}], got {k}")
-    check(n_experts <= MAX_EXPERTS, op, f"at most {MAX_EXPERTS} experts, got {n_experts}")
+    checks.check(n_experts <= MAX_EXPERTS, "topk_softmax", f"the Triton kernel takes at most "
+                 f"{MAX_EXPERTS} experts, got {n_experts}")
     if rows == 0:
         return
     _topk_softmax_kernel[(rows,)](topk_weights, topk_ids, gating_output, gating_output.stride(0),
