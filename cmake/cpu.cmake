@@ -2,19 +2,11 @@
 # soname, already loaded by torch), so our threads and torch's share one runtime and
 # obey torch.set_num_threads, which vLLM's CPU worker uses to bind threads.
 
-# Launchers: the CPU half of the torch glue (checks and Args: csrc/launch/, listed in
-# CMakeLists.txt), compiled once for the baseline target.
-set(FORGE_CPU_SOURCES
-  csrc/cpu/activation.cpp
-  csrc/cpu/paged_attention.cpp
-  csrc/cpu/quant_gemm.cpp
-  csrc/cpu/reshape_and_cache.cpp
-  csrc/cpu/rms_norm.cpp
-  csrc/cpu/rotary_embedding.cpp
-  csrc/cpu/softmax.cpp
-  csrc/cpu/shm_collectives.cpp
-  csrc/cpu/shm/shm_group.cpp
-  csrc/cpu/kernels/isa_select.cpp)
+# Launchers: the CPU half of the torch glue, one csrc/cpu/<op>.cpp per op family (checks
+# and Args: csrc/launch/), compiled once for the baseline target; and the shared-memory
+# collectives and the ISA choice.
+forge_glob_sources(FORGE_CPU_SOURCES csrc/cpu cpp)
+list(APPEND FORGE_CPU_SOURCES csrc/cpu/shm/shm_group.cpp csrc/cpu/kernels/isa_select.cpp)
 
 # -Wno-psabi: 64-byte vector arguments of inline kernel helpers never cross a TU boundary.
 # Sanitized builds (CMakeLists.txt) at -O1: a fraction of the compile time of the four
@@ -45,7 +37,7 @@ foreach(isa IN LISTS FORGE_CPU_ISAS)
   target_include_directories(forge_cpu_kernels_${isa} PRIVATE "${PROJECT_SOURCE_DIR}/csrc")
   target_compile_definitions(forge_cpu_kernels_${isa} PRIVATE FORGE_ISA=${isa})
   target_compile_options(forge_cpu_kernels_${isa} PRIVATE ${FORGE_CPU_COMPILE_OPTIONS}
-                         ${FORGE_CPU_ISA_FLAGS_${isa}})
+                         ${FORGE_CPU_ISA_FLAGS_${isa}} -Werror=missing-field-initializers)
   set_target_properties(forge_cpu_kernels_${isa} PROPERTIES POSITION_INDEPENDENT_CODE ON)
   list(APPEND FORGE_CPU_KERNEL_OBJECTS $<TARGET_OBJECTS:forge_cpu_kernels_${isa}>)
   if(NOT isa STREQUAL "baseline")

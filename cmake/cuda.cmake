@@ -6,25 +6,11 @@
 enable_language(CUDA)
 find_package(CUDAToolkit REQUIRED)
 
-set(FORGE_CUDA_SOURCES
-  csrc/cuda/activation.cpp
-  csrc/cuda/ipc_all_reduce.cpp
-  csrc/cuda/paged_attention.cpp
-  csrc/cuda/quant_gemm.cpp
-  csrc/cuda/reshape_and_cache.cpp
-  csrc/cuda/rms_norm.cpp
-  csrc/cuda/rotary_embedding.cpp
-  csrc/cuda/softmax.cpp)
-
-add_library(forge_cuda_kernels OBJECT
-  csrc/cuda/kernels/activation.cu
-  csrc/cuda/kernels/ipc_all_reduce.cu
-  csrc/cuda/kernels/paged_attention.cu
-  csrc/cuda/kernels/quant_gemm.cu
-  csrc/cuda/kernels/reshape_and_cache.cu
-  csrc/cuda/kernels/rms_norm.cu
-  csrc/cuda/kernels/rotary_embedding.cu
-  csrc/cuda/kernels/softmax.cu)
+# One launcher (csrc/cuda/<op>.cpp) and one kernel file (csrc/cuda/kernels/<op>.cu) per op
+# family, found by name (cmake/utils.cmake).
+forge_glob_sources(FORGE_CUDA_SOURCES csrc/cuda cpp)
+forge_glob_sources(FORGE_CUDA_KERNEL_SOURCES csrc/cuda/kernels cu)
+add_library(forge_cuda_kernels OBJECT ${FORGE_CUDA_KERNEL_SOURCES})
 target_include_directories(forge_cuda_kernels PRIVATE "${PROJECT_SOURCE_DIR}/csrc")
 # Real code for each listed architecture (sm_XX) plus PTX of the newest, so newer GPUs
 # can JIT it.

@@ -12,3 +12,13 @@ function(forge_add_extension name)
   target_link_libraries(${name} PRIVATE torch)
   install(TARGETS ${name} LIBRARY DESTINATION .)
 endfunction()
+
+# forge_glob_sources(<var> <folder> <extension>): every <folder>/*.<extension> of the
+# source tree, sorted. Found at configure time and re-checked at each build
+# (CONFIGURE_DEPENDS), so a new op's launcher and kernel files are built by being there:
+# adding an op touches no CMake list.
+function(forge_glob_sources var folder ext)
+  file(GLOB found CONFIGURE_DEPENDS "${PROJECT_SOURCE_DIR}/${folder}/*.${ext}")
+  list(SORT found)
+  set(${var} ${found} PARENT_SCOPE)
+endfunction()

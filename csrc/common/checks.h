@@ -6,11 +6,13 @@
 
 #include <torch/types.h>
 
-#include "common/row_layout.h"
-
 #include <cmath>
+#include <optional>
 #include <sstream>
 #include <vector>
+
+#include "common/dtype.h"
+#include "common/row_layout.h"
 
 namespace forge {
 
@@ -18,6 +20,24 @@ inline std::string shape_string(const at::Tensor& t) {
   std::ostringstream os;
   os << t.sizes();
   return os.str();
+}
+
+// The one list of floating dtypes our kernels take; std::nullopt for any other.
+inline std::optional<DType> float_dtype(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return DType::kFloat32;
+    case at::kBFloat16: return DType::kBFloat16;
+    case at::kHalf: return DType::kFloat16;
+    default: return std::nullopt;
+  }
+}
+
+// float_dtype, or the launchers' dtype-dispatch error naming the op and the dtype.
+inline DType dtype_of(const char* op, at::ScalarType t) {
+  const std::optional<DType> d = float_dtype(t);
+  TORCH_CHECK(d.has_value(), op, ": unsupported dtype ", t,
+              "; supported: float32, bfloat16, float16");
+  return *d;
 }
 
 }  // namespace forge
@@ -59,11 +79,9 @@ inline std::string shape_string(const at::Tensor& t) {
               (expected), " (" #expected "), got ", (t).size(dim), " (shape ", \
               ::forge::shape_string(t), ")")
 
-#define FORGE_CHECK_FLOATING(op, t)                                                     \
-  TORCH_CHECK((t).scalar_type() == at::kFloat || (t).scalar_type() == at::kBFloat16 ||  \
-                  (t).scalar_type() == at::kHalf,                                       \
-              op, ": " #t " must have dtype float32, bfloat16 or float16, got ",        \
-              (t).scalar_type())
+#define FORGE_CHECK_FLOATING(op, t)                                                   \
+  TORCH_CHECK(::forge::float_dtype((t).scalar_type()).has_value(), op,                \
+              ": " #t " must have dtype float32, bfloat16 or float16, got ", (t).scalar_type())
 
 #define FORGE_CHECK_CPU(op, t) FORGE_CHECK_DEVICE(op, t, at::Device(at::kCPU))
 

@@ -7,7 +7,6 @@
 #include "common/dispatch.h"
 #include "cpu/kernels/kernel_table.h"
 #include "launch/prepare.h"
-#include "ops.h"
 
 namespace forge {
 namespace {
@@ -29,8 +28,6 @@ void run_gated(const char* op, Activation act, CallCounter& counter, at::Tensor&
   });
 }
 
-}  // namespace
-
 void silu_and_mul_cpu(at::Tensor& out, const at::Tensor& input) {
   static CallCounter counter("silu_and_mul");
   run_gated("silu_and_mul", Activation::kSilu, counter, out, input);
@@ -40,6 +37,8 @@ void gelu_and_mul_cpu(at::Tensor& out, const at::Tensor& input, c10::string_view
   static CallCounter counter("gelu_and_mul");
   run_gated("gelu_and_mul", gelu_activation(approximate), counter, out, input);
 }
+
+}  // namespace
 
 TORCH_LIBRARY_IMPL(vllm_forge, CPU, m) {
   m.impl("silu_and_mul", &silu_and_mul_cpu);

@@ -7,9 +7,9 @@
 #include "common/dispatch.h"
 #include "cpu/kernels/kernel_table.h"
 #include "launch/prepare.h"
-#include "ops.h"
 
 namespace forge {
+namespace {
 
 void paged_attention_cpu(at::Tensor& out, const at::Tensor& query, const at::Tensor& key_cache,
                          const at::Tensor& value_cache, const at::Tensor& query_start_loc,
@@ -27,6 +27,8 @@ void paged_attention_cpu(at::Tensor& out, const at::Tensor& query, const at::Ten
   FORGE_DISPATCH_FLOAT_TYPES("paged_attention", query.scalar_type(), scalar_t,
                              [&] { cpu::kernels().of<scalar_t>().paged_attention(*args); });
 }
+
+}  // namespace
 
 TORCH_LIBRARY_IMPL(vllm_forge, CPU, m) { m.impl("paged_attention", &paged_attention_cpu); }
 

@@ -13,9 +13,9 @@
 #include "common/dispatch.h"
 #include "cpu/kernels/kernel_table.h"
 #include "launch/prepare.h"
-#include "ops.h"
 
 namespace forge {
+namespace {
 
 // Rows of W per dequantised panel for an [m, k] x, or 0 for the fused kernel. A GEMM
 // library call on a dequantised panel is better blocked than our micro-kernel and wins
@@ -60,6 +60,8 @@ void quant_gemm_cpu(at::Tensor& out, const at::Tensor& x, const at::Tensor& qwei
     }
   }
 }
+
+}  // namespace
 
 TORCH_LIBRARY_IMPL(vllm_forge, CPU, m) { m.impl("quant_gemm", &quant_gemm_cpu); }
 

@@ -7,9 +7,9 @@
 #include "common/checks.h"
 #include "cpu/kernels/kernel_table.h"
 #include "launch/prepare.h"
-#include "ops.h"
 
 namespace forge {
+namespace {
 
 void reshape_and_cache_cpu(at::Tensor& key_cache, at::Tensor& value_cache, const at::Tensor& key,
                            const at::Tensor& value, const at::Tensor& slot_mapping) {
@@ -23,6 +23,8 @@ void reshape_and_cache_cpu(at::Tensor& key_cache, at::Tensor& value_cache, const
   counter.add();
   cpu::kernels().reshape_and_cache(*args);
 }
+
+}  // namespace
 
 TORCH_LIBRARY_IMPL(vllm_forge, CPU, m) { m.impl("reshape_and_cache", &reshape_and_cache_cpu); }
 

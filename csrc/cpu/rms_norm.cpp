@@ -7,9 +7,9 @@
 #include "common/dispatch.h"
 #include "cpu/kernels/kernel_table.h"
 #include "launch/prepare.h"
-#include "ops.h"
 
 namespace forge {
+namespace {
 
 void rms_norm_cpu(at::Tensor& out, const at::Tensor& input, const std::optional<at::Tensor>& weight,
                   double epsilon) {
@@ -34,6 +34,8 @@ void fused_add_rms_norm_cpu(at::Tensor& input, at::Tensor& residual,
   FORGE_DISPATCH_FLOAT_TYPES("fused_add_rms_norm", input.scalar_type(), scalar_t,
                              [&] { cpu::kernels().of<scalar_t>().fused_add_rms_norm(*args); });
 }
+
+}  // namespace
 
 TORCH_LIBRARY_IMPL(vllm_forge, CPU, m) {
   m.impl("rms_norm", &rms_norm_cpu);

@@ -7,9 +7,9 @@
 #include "common/dispatch.h"
 #include "cpu/kernels/kernel_table.h"
 #include "launch/prepare.h"
-#include "ops.h"
 
 namespace forge {
+namespace {
 
 void rotary_embedding_cpu(const at::Tensor& positions, at::Tensor& query,
                           const std::optional<at::Tensor>& key, int64_t head_size,
@@ -25,6 +25,8 @@ void rotary_embedding_cpu(const at::Tensor& positions, at::Tensor& query,
   FORGE_DISPATCH_FLOAT_TYPES("rotary_embedding", query.scalar_type(), scalar_t,
                              [&] { cpu::kernels().of<scalar_t>().rotary_embedding(*args); });
 }
+
+}  // namespace
 
 TORCH_LIBRARY_IMPL(vllm_forge, CPU, m) { m.impl("rotary_embedding", &rotary_embedding_cpu); }
 

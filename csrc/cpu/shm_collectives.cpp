@@ -39,10 +39,8 @@ void check_tensor(const char* op, const char* name, const at::Tensor& t, bool fl
   TORCH_CHECK(t.device().is_cpu(), op, ": ", name, " must be on cpu, got ", t.device());
   TORCH_CHECK(t.is_contiguous(), op, ": ", name, " must be contiguous, got strides ", t.strides());
   if (float_only) {
-    TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kBFloat16 ||
-                    t.scalar_type() == at::kHalf,
-                op, ": ", name, " must have dtype float32, bfloat16 or float16, got ",
-                t.scalar_type());
+    TORCH_CHECK(float_dtype(t.scalar_type()).has_value(), op, ": ", name,
+                " must have dtype float32, bfloat16 or float16, got ", t.scalar_type());
   }
 }
 

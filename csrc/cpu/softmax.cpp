@@ -7,7 +7,6 @@
 #include "common/dispatch.h"
 #include "cpu/kernels/kernel_table.h"
 #include "launch/prepare.h"
-#include "ops.h"
 
 namespace forge {
 namespace {
@@ -23,8 +22,6 @@ void run_softmax(const char* op, CallCounter& counter, at::Tensor& out, const at
   FORGE_DISPATCH_FLOAT_TYPES(op, input.scalar_type(), scalar_t,
                              [&] { cpu::kernels().of<scalar_t>().softmax(*args); });
 }
-
-}  // namespace
 
 void softmax_cpu(at::Tensor& out, const at::Tensor& input,
                  const std::optional<at::Tensor>& temperature) {
@@ -49,6 +46,8 @@ void topk_softmax_cpu(at::Tensor& topk_weights, at::Tensor& topk_ids,
   FORGE_DISPATCH_FLOAT_TYPES("topk_softmax", gating_output.scalar_type(), scalar_t,
                              [&] { cpu::kernels().of<scalar_t>().topk_softmax(*args); });
 }
+
+}  // namespace
 
 TORCH_LIBRARY_IMPL(vllm_forge, CPU, m) {
   m.impl("softmax", &softmax_cpu);

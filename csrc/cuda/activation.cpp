@@ -4,7 +4,6 @@
 #include "common/call_counter.h"
 #include "cuda/launch_utils.h"
 #include "launch/prepare.h"
-#include "ops.h"
 
 namespace forge {
 namespace {
@@ -20,8 +19,6 @@ void gated(const char* op, CallCounter& counter, Activation activation, at::Tens
                                                 activation, *args, cuda::current_stream(input)));
 }
 
-}  // namespace
-
 void silu_and_mul_cuda(at::Tensor& out, const at::Tensor& input) {
   static CallCounter counter("silu_and_mul");
   gated("silu_and_mul", counter, Activation::kSilu, out, input);
@@ -31,6 +28,8 @@ void gelu_and_mul_cuda(at::Tensor& out, const at::Tensor& input, c10::string_vie
   static CallCounter counter("gelu_and_mul");
   gated("gelu_and_mul", counter, gelu_activation(approximate), out, input);
 }
+
+}  // namespace
 
 TORCH_LIBRARY_IMPL(vllm_forge, CUDA, m) {
   m.impl("silu_and_mul", &silu_and_mul_cuda);

@@ -7,19 +7,14 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/types.h>
 
+#include "common/checks.h"
 #include "cuda/kernels/launch.h"
 
 namespace forge::cuda {
 
-inline DType dtype_of(const char* op, at::ScalarType t) {
-  switch (t) {
-    case at::kFloat: return DType::kFloat32;
-    case at::kBFloat16: return DType::kBFloat16;
-    case at::kHalf: return DType::kFloat16;
-    default:
-      TORCH_CHECK(false, op, ": unsupported dtype ", t, "; supported: float32, bfloat16, float16");
-  }
-}
+// The one dtype vocabulary (common/dtype.h): dtype_of(op, scalar_type) maps a tensor's
+// dtype or raises naming the op.
+using ::forge::dtype_of;
 
 inline cudaStream_t current_stream(const at::Tensor& t) {
   return c10::cuda::getCurrentCUDAStream(t.device().index()).stream();

@@ -7,15 +7,12 @@
 #include <unordered_map>
 
 #include "common/call_counter.h"
+#include "common/split_heuristics.h"
 #include "cuda/launch_utils.h"
 #include "launch/prepare.h"
-#include "ops.h"
 
 namespace forge {
 namespace {
-
-constexpr int kMaxSplits = 16;
-constexpr int kBlocksPerSm = 2;  // split until about this many blocks per SM
 
 // What the launcher asks of a device, read once per device (not on every call).
 struct DeviceLimits {
@@ -38,17 +35,6 @@ const DeviceLimits& device_limits(int device) {
   }
   return it->second;
 }
-
-// Only pure decode batches split: there, batch x KV heads may be far below the SM count.
-int choose_splits(int num_tokens, int num_seqs, int num_kv_heads, int sms) {
-  if (num_tokens != num_seqs) return 1;
-  const int items = num_seqs * num_kv_heads;
-  int splits = 1;
-  while (splits < kMaxSplits && items * splits < kBlocksPerSm * sms) splits *= 2;
-  return splits;
-}
-
-}  // namespace
 
 void paged_attention_cuda(at::Tensor& out, const at::Tensor& query, const at::Tensor& key_cache,
                           const at::Tensor& value_cache, const at::Tensor& query_start_loc,
@@ -73,7 +59,7 @@ void paged_attention_cuda(at::Tensor& out, const at::Tensor& query, const at::Te
               " bytes of shared memory per block; this GPU allows ", smem_limit);
 
   cuda::AttentionSplits splits;
-  splits.num_splits = choose_splits(num_tokens, args->num_seqs, args->num_kv_heads,
+  splits.num_splits = cuda_attention_splits(num_tokens, args->num_seqs, args->num_kv_heads,
                                     limits.sms);
   at::Tensor partial_out, partial_stats;
   if (splits.num_splits > 1) {
@@ -88,6 +74,8 @@ void paged_attention_cuda(at::Tensor& out, const at::Tensor& query, const at::Te
   FORGE_CHECK_LAUNCH(kOp, cuda::paged_attention(dtype, *args, num_tokens, block_q, splits,
                                                 cuda::current_stream(query)));
 }
+
+}  // namespace
 
 TORCH_LIBRARY_IMPL(vllm_forge, CUDA, m) { m.impl("paged_attention", &paged_attention_cuda); }
 

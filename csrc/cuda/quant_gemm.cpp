@@ -5,9 +5,9 @@
 #include "common/call_counter.h"
 #include "cuda/launch_utils.h"
 #include "launch/prepare.h"
-#include "ops.h"
 
 namespace forge {
+namespace {
 
 void quant_gemm_cuda(at::Tensor& out, const at::Tensor& x, const at::Tensor& qweight,
                      const at::Tensor& scales, const std::optional<at::Tensor>& mins,
@@ -21,6 +21,8 @@ void quant_gemm_cuda(at::Tensor& out, const at::Tensor& x, const at::Tensor& qwe
   FORGE_CHECK_LAUNCH("quant_gemm", cuda::quant_gemm(cuda::dtype_of("quant_gemm", x.scalar_type()),
                                                     *args, cuda::current_stream(x)));
 }
+
+}  // namespace
 
 TORCH_LIBRARY_IMPL(vllm_forge, CUDA, m) { m.impl("quant_gemm", &quant_gemm_cuda); }
 

@@ -4,9 +4,9 @@
 #include "common/call_counter.h"
 #include "cuda/launch_utils.h"
 #include "launch/prepare.h"
-#include "ops.h"
 
 namespace forge {
+namespace {
 
 void reshape_and_cache_cuda(at::Tensor& key_cache, at::Tensor& value_cache, const at::Tensor& key,
                             const at::Tensor& value, const at::Tensor& slot_mapping) {
@@ -21,6 +21,8 @@ void reshape_and_cache_cuda(at::Tensor& key_cache, at::Tensor& value_cache, cons
                                              *args, key_cache.size(0) * key_cache.size(2),
                                              cuda::current_stream(key)));
 }
+
+}  // namespace
 
 TORCH_LIBRARY_IMPL(vllm_forge, CUDA, m) { m.impl("reshape_and_cache", &reshape_and_cache_cuda); }
 

@@ -4,9 +4,9 @@
 #include "common/call_counter.h"
 #include "cuda/launch_utils.h"
 #include "launch/prepare.h"
-#include "ops.h"
 
 namespace forge {
+namespace {
 
 void rms_norm_cuda(at::Tensor& out, const at::Tensor& input,
                    const std::optional<at::Tensor>& weight, double epsilon) {
@@ -32,6 +32,8 @@ void fused_add_rms_norm_cuda(at::Tensor& input, at::Tensor& residual,
                      cuda::rms_norm(cuda::dtype_of("fused_add_rms_norm", input.scalar_type()),
                                     *args, true, cuda::current_stream(input)));
 }
+
+}  // namespace
 
 TORCH_LIBRARY_IMPL(vllm_forge, CUDA, m) {
   m.impl("rms_norm", &rms_norm_cuda);

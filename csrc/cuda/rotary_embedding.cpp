@@ -4,9 +4,9 @@
 #include "common/call_counter.h"
 #include "cuda/launch_utils.h"
 #include "launch/prepare.h"
-#include "ops.h"
 
 namespace forge {
+namespace {
 
 void rotary_embedding_cuda(const at::Tensor& positions, at::Tensor& query,
                            const std::optional<at::Tensor>& key, int64_t head_size,
@@ -23,6 +23,8 @@ void rotary_embedding_cuda(const at::Tensor& positions, at::Tensor& query,
                                             *args, cos_sin_cache.size(0),
                                             cuda::current_stream(query)));
 }
+
+}  // namespace
 
 TORCH_LIBRARY_IMPL(vllm_forge, CUDA, m) { m.impl("rotary_embedding", &rotary_embedding_cuda); }
 

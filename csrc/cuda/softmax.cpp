@@ -4,7 +4,6 @@
 #include "common/call_counter.h"
 #include "cuda/launch_utils.h"
 #include "launch/prepare.h"
-#include "ops.h"
 
 namespace forge {
 namespace {
@@ -19,8 +18,6 @@ void row_softmax(const char* op, CallCounter& counter, at::Tensor& out, const at
   FORGE_CHECK_LAUNCH(op, cuda::softmax(cuda::dtype_of(op, input.scalar_type()), *args,
                                        cuda::current_stream(input)));
 }
-
-}  // namespace
 
 void softmax_cuda(at::Tensor& out, const at::Tensor& input,
                   const std::optional<at::Tensor>& temperature) {
@@ -48,6 +45,8 @@ void topk_softmax_cuda(at::Tensor& topk_weights, at::Tensor& topk_ids,
                      cuda::topk_softmax(cuda::dtype_of("topk_softmax", gating_output.scalar_type()),
                                         *args, cuda::current_stream(gating_output)));
 }
+
+}  // namespace
 
 TORCH_LIBRARY_IMPL(vllm_forge, CUDA, m) {
   m.impl("softmax", &softmax_cuda);

@@ -22,10 +22,7 @@ std::optional<ReshapeAndCacheArgs> prepare_reshape_and_cache(at::Tensor& key_cac
   FORGE_CHECK_SAME_DEVICE("reshape_and_cache", value, key);
   FORGE_CHECK_SAME_DEVICE("reshape_and_cache", slot_mapping, key);
 
-  TORCH_CHECK(key.scalar_type() == at::kFloat || key.scalar_type() == at::kBFloat16 ||
-                  key.scalar_type() == at::kHalf,
-              "reshape_and_cache: key must have dtype float32, bfloat16 or float16, got ",
-              key.scalar_type());
+  FORGE_CHECK_FLOATING("reshape_and_cache", key);
   FORGE_CHECK_SAME_DTYPE("reshape_and_cache", value, key);
   FORGE_CHECK_SAME_DTYPE("reshape_and_cache", key_cache, key);
   FORGE_CHECK_SAME_DTYPE("reshape_and_cache", value_cache, key);

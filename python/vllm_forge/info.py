@@ -2,7 +2,8 @@
 
 Prints the versions of vLLM, torch and vllm-forge, the compiled targets, the CPU's
 instruction sets, the platform decision register() makes here, and for each op the
-provider that serves it (and why the ones before it were skipped).
+provider that serves it (and why the ones before it were skipped) and where vLLM calls
+it (or that it is library only, and why).
 """
 
 import argparse
@@ -13,6 +14,7 @@ import torch
 
 import vllm_forge
 from vllm_forge import extension, ops
+from vllm_forge.ops import spec
 from vllm_forge.quant import selection
 from vllm_forge.platform.common import choose_platform, installed_vllm_version
 
@@ -49,7 +51,8 @@ def collect(device_type: str = "cpu") -> dict:
                 "runnable_variants": extension.cpu_kernel_isa()[1]},
         "platform": {"class": choice.platform, "reason": choice.reason},
         "wna16_linear": dict(zip(("kernel", "reason"), selection.choice())),
-        "ops": {op: {"provider": c.provider, "skipped": list(c.skipped), "order_from": c.source}
+        "ops": {op: {"provider": c.provider, "skipped": list(c.skipped), "order_from": c.source,
+                     "serves": spec.BY_NAME[op].serves}
                 for op, c in ops.providers(device_type).items()},
     }
 
@@ -73,6 +76,7 @@ def format_text(info: dict) -> str:
         source = f" (order from {c['order_from']})" if c["order_from"] != "default" else ""
         why = f"   [skipped {'; '.join(c['skipped'])}]" if c["skipped"] else ""
         lines.append(f"  {op:<20} {c['provider']}{source}{why}")
+        lines.append(f"  {'':<20} used by: {c['serves']}")
     return "\n".join(lines)
 
 

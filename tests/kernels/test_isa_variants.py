@@ -3,6 +3,7 @@
 FORGE_CPU_ISA set (the variant is chosen once per process)."""
 
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -18,8 +19,34 @@ DEFAULT, RUNNABLE = extension.cpu_kernel_isa()
 OTHERS = [isa for isa in RUNNABLE.split(",") if isa and isa != DEFAULT]
 
 
+# The CPU flags (as Linux names them in /proc/cpuinfo) each variant needs, best first.
+VARIANT_FLAGS = {
+    "avx512bf16": {"avx512f", "avx512bw", "avx512vl", "avx512dq", "fma", "f16c", "avx512_bf16"},
+    "avx512": {"avx512f", "avx512bw", "avx512vl", "avx512dq", "fma", "f16c"},
+    "avx2": {"avx2", "fma", "f16c"},
+    "baseline": set(),
+}
+
+
+def cpu_flags() -> set[str]:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+@pytest.mark.skipif(not Path("/proc/cpuinfo").exists() or platform.machine() != "x86_64",
+                    reason="reads the x86 CPU flags from Linux's /proc/cpuinfo")
 def test_default_is_best_runnable():
-    assert DEFAULT == RUNNABLE.split(",")[0]
+    """The library's choice agrees with the CPU's flags read independently of it: every
+    compiled variant whose flags the CPU has is runnable, and the default is the best."""
+    flags = cpu_flags()
+    from vllm_forge import _build_info
+
+    compiled = _build_info.CPU_ISAS
+    expected = [isa for isa in VARIANT_FLAGS if isa in compiled and VARIANT_FLAGS[isa] <= flags]
+    assert RUNNABLE.split(",") == expected
+    assert DEFAULT == expected[0]
 
 
 @pytest.mark.parametrize("isa", OTHERS)

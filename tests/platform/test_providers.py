@@ -92,10 +92,12 @@ def test_info_reports_provider_order_and_reasons(fresh_choice):
     data = info.collect()
     assert data["ops"]["softmax"] == {
         "provider": "torch", "order_from": "FORGE_KERNELS_SOFTMAX",
-        "skipped": ["triton: Triton runs CPU tensors only under TRITON_INTERPRET=1"]}
+        "skipped": ["triton: Triton runs CPU tensors only under TRITON_INTERPRET=1"],
+        "serves": "library only: vLLM's sampler has no extension point for its softmax"}
     assert data["ops"]["rms_norm"]["provider"] == "native"
     text = info.format_text(data)
     assert "softmax              torch (order from FORGE_KERNELS_SOFTMAX)   [skipped triton:" in text
+    assert "used by: the attention backend" in text  # where vLLM calls each op
 
 
 def test_info_reports_the_wna16_kernel_choice(fresh_choice):
@@ -108,7 +110,8 @@ def test_info_reports_the_wna16_kernel_choice(fresh_choice):
 
 
 def test_python_providers_have_the_native_schemas():
-    """MUTATED_ARGS and the references' annotations give the C++ schemas exactly."""
+    """The table's mutated arguments and the references' annotations give the C++ schemas
+    exactly."""
     for op in ops.OPS:
         native = getattr(torch.ops.vllm_forge, op).default._schema
         ours = torch._C.parse_schema(f"vllm_forge::{op}{python_ops.schema(op)}")

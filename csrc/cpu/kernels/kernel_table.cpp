@@ -20,27 +20,32 @@ namespace forge::cpu {
 namespace FORGE_ISA {
 namespace {
 
+// Slots are filled by name: two ops of one signature cannot be swapped silently, and a
+// slot left out is a compile error (-Werror=missing-field-initializers, cmake/cpu.cmake).
 template <typename T>
 constexpr TypedKernels<T> typed() {
   return {
-      &paged_attention_kernel<T>,
-      &rms_norm_kernel<T>,
-      &fused_add_rms_norm_kernel<T>,
-      &gated_activation_kernel<T, Activation::kSilu>,
-      &gated_activation_kernel<T, Activation::kGelu>,
-      &gated_activation_kernel<T, Activation::kGeluTanh>,
-      &rotary_embedding_kernel<T>,
-      &softmax_kernel<T>,
-      &topk_softmax_kernel<T>,
-      &sum_kernel<T>,
-      &quant_gemm_kernel<T>,
-      &quant_dequantize_kernel<T>,
+      .paged_attention = &paged_attention_kernel<T>,
+      .rms_norm = &rms_norm_kernel<T>,
+      .fused_add_rms_norm = &fused_add_rms_norm_kernel<T>,
+      .silu_and_mul = &gated_activation_kernel<T, Activation::kSilu>,
+      .gelu_and_mul = &gated_activation_kernel<T, Activation::kGelu>,
+      .gelu_tanh_and_mul = &gated_activation_kernel<T, Activation::kGeluTanh>,
+      .rotary_embedding = &rotary_embedding_kernel<T>,
+      .softmax = &softmax_kernel<T>,
+      .topk_softmax = &topk_softmax_kernel<T>,
+      .sum = &sum_kernel<T>,
+      .quant_gemm = &quant_gemm_kernel<T>,
+      .quant_dequantize = &quant_dequantize_kernel<T>,
   };
 }
 
 constexpr KernelTable kTable = {
-    FORGE_STRINGIFY(FORGE_ISA), typed<float>(), typed<::forge::bf16>(), typed<::forge::fp16>(),
-    &reshape_and_cache_kernel,
+    .isa = FORGE_STRINGIFY(FORGE_ISA),
+    .f32_kernels = typed<float>(),
+    .bf16_kernels = typed<::forge::bf16>(),
+    .fp16_kernels = typed<::forge::fp16>(),
+    .reshape_and_cache = &reshape_and_cache_kernel,
 };
 
 }  // namespace

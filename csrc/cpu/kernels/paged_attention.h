@@ -29,6 +29,7 @@
 #include <omp.h>
 
 #include "common/kernel_args.h"
+#include "common/split_heuristics.h"
 #include "cpu/kernels/attention_bf16_dot.h"
 #include "cpu/kernels/convert.h"
 #include "cpu/kernels/prefetch.h"
@@ -513,10 +514,10 @@ void paged_attention_kernel(const PagedAttentionArgs& a) {
 
   // Split-KV: with fewer tiles than twice the threads (small decode batches, long
   // contexts), cut each tile's keys into block ranges so that every thread streams, and
-  // merge the partial softmaxes with log-sum-exp weights afterwards.
+  // merge the partial softmaxes with log-sum-exp weights afterwards (the policy:
+  // cpu_attention_splits, common/split_heuristics.h).
   const int threads = omp_get_max_threads();
   const int n_tiles = static_cast<int>(tiles.size());
-  constexpr int kMinBlocksPerSplit = 4;
   std::vector<detail::WorkItem> items;
   struct Merge { int tile, first_partial, count; };
   std::vector<Merge> merges;
@@ -526,8 +527,7 @@ void paged_attention_kernel(const PagedAttentionArgs& a) {
     int lo, hi;
     detail::tile_key_range(a, w, tile_tokens, &lo, &hi);
     const int n_blocks = lo <= hi ? hi / a.block_size - lo / a.block_size + 1 : 0;
-    const int wanted = n_tiles < 2 * threads ? (2 * threads + n_tiles - 1) / n_tiles : 1;
-    const int splits = std::max(1, std::min(wanted, n_blocks / kMinBlocksPerSplit));
+    const int splits = cpu_attention_splits(n_tiles, threads, n_blocks);
     if (splits == 1) {
       items.push_back(w);
       continue;

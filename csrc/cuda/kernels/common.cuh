@@ -92,15 +92,15 @@ __device__ __forceinline__ float block_max(float x, float* scratch) {
 #define FORGE_CUDA_DISPATCH(dtype, T, ...)                          \
   [&]() -> cudaError_t {                                            \
     switch (dtype) {                                                \
-      case ::forge::cuda::DType::kFloat32: {                        \
+      case ::forge::DType::kFloat32: {                        \
         using T = float;                                            \
         return __VA_ARGS__();                                       \
       }                                                             \
-      case ::forge::cuda::DType::kBFloat16: {                       \
+      case ::forge::DType::kBFloat16: {                       \
         using T = __nv_bfloat16;                                    \
         return __VA_ARGS__();                                       \
       }                                                             \
-      case ::forge::cuda::DType::kFloat16: {                        \
+      case ::forge::DType::kFloat16: {                        \
         using T = __half;                                           \
         return __VA_ARGS__();                                       \
       }                                                             \

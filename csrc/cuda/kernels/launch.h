@@ -6,11 +6,12 @@
 
 #include <cuda_runtime_api.h>
 
+#include "common/dtype.h"
 #include "common/kernel_args.h"
 
 namespace forge::cuda {
 
-enum class DType { kFloat32, kBFloat16, kFloat16 };
+using ::forge::DType;  // common/dtype.h
 
 // topk_softmax keeps a row's probabilities in shared memory.
 constexpr int kMaxTopkExperts = 8192;

@@ -19,19 +19,11 @@ import torch
 
 from vllm_forge import envs, extension
 from vllm_forge import triton as forge_triton
-from vllm_forge.ops import python_ops, reference
+from vllm_forge.ops import python_ops, reference, spec
 
-OPS = ("reshape_and_cache", "paged_attention", "rms_norm", "fused_add_rms_norm", "silu_and_mul",
-       "gelu_and_mul", "rotary_embedding", "softmax", "log_softmax", "topk_softmax", "quant_gemm")
-
+OPS = spec.OPS
 # The module of vllm_forge.triton that holds each op's launcher.
-TRITON_MODULES = {
-    "reshape_and_cache": "reshape_and_cache", "paged_attention": "paged_attention",
-    "rms_norm": "norms", "fused_add_rms_norm": "norms", "silu_and_mul": "activation",
-    "gelu_and_mul": "activation", "rotary_embedding": "rotary_embedding",
-    "softmax": "softmax", "log_softmax": "softmax", "topk_softmax": "softmax",
-    "quant_gemm": "quant_gemm",
-}
+TRITON_MODULES = {op.name: op.triton_module for op in spec.SPECS}
 
 
 @dataclass(frozen=True)
@@ -88,7 +80,7 @@ def choose(op: str, device_type: str) -> Choice:
     if op not in OPS:
         raise ValueError(f"unknown op {op!r}; known ops: {', '.join(OPS)}")
     order, source = envs.kernel_order(op, OPS)
-    skipped = []
+    skipped: list[str] = []
     for provider in order:
         fn, why = _PROVIDERS[provider](op, device_type)
         if fn is not None:
@@ -118,73 +110,31 @@ def summary(device_type: str = "cpu") -> str:
     return f"vllm-forge kernels on {device_type}: " + ", ".join(parts)
 
 
-def reshape_and_cache(key_cache: torch.Tensor, value_cache: torch.Tensor, key: torch.Tensor,
-                      value: torch.Tensor, slot_mapping: torch.Tensor) -> None:
-    """Write key/value [num_tokens, num_kv_heads, head_size] into the caches
-    [num_blocks, num_kv_heads, block_size, head_size] at slot_mapping (int64, < 0 skips)."""
-    _kernel("reshape_and_cache", key.device.type)(key_cache, value_cache, key, value,
-                                                    slot_mapping)
+def _public_op(op: spec.OpSpec) -> Callable:
+    """vllm_forge.ops.<op>: the reference's signature (with the table's defaults), calling
+    the provider chosen for the device of the op's main tensor. Written out as source, as
+    dataclasses does, so that help() shows the real signature and torch.compile traces a
+    plain call."""
+    params = []
+    for name in spec.arg_names(op.name):
+        params.append(f"{name}={op.defaults[name]!r}" if name in op.defaults else name)
+    args = ", ".join(spec.arg_names(op.name))
+    source = (f"def {op.name}({', '.join(params)}) -> None:\n"
+              f"    _kernel({op.name!r}, {op.device_arg}.device.type)({args})\n")
+    namespace = {"_kernel": _kernel}
+    exec(source, namespace)
+    fn = namespace[op.name]
+    fn.__module__, fn.__qualname__ = __name__, op.name
+    fn.__doc__ = getattr(reference, op.name).__doc__
+    return fn
 
 
-def paged_attention(out: torch.Tensor, query: torch.Tensor, key_cache: torch.Tensor,
-                    value_cache: torch.Tensor, query_start_loc: torch.Tensor,
-                    seq_lens: torch.Tensor, block_table: torch.Tensor, scale: float,
-                    sliding_window: int = -1, softcap: float = 0.0) -> None:
-    """Causal varlen paged attention; see vllm_forge.ops.reference.paged_attention."""
-    _kernel("paged_attention", query.device.type)(out, query, key_cache, value_cache,
-                                                    query_start_loc, seq_lens, block_table,
-                                                    scale, sliding_window, softcap)
+for _op in spec.SPECS:
+    globals()[_op.name] = _public_op(_op)
+del _op
 
 
-def rms_norm(out: torch.Tensor, input: torch.Tensor, weight: torch.Tensor | None,
-             epsilon: float) -> None:
-    """out [..., hidden] = input / rms(input) * weight [hidden]."""
-    _kernel("rms_norm", input.device.type)(out, input, weight, epsilon)
-
-
-def fused_add_rms_norm(input: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor | None,
-                       epsilon: float) -> None:
-    """In place: residual += input; input = rms_norm(residual) * weight."""
-    _kernel("fused_add_rms_norm", input.device.type)(input, residual, weight, epsilon)
-
-
-def silu_and_mul(out: torch.Tensor, input: torch.Tensor) -> None:
-    """out [..., d] = silu(input[..., :d]) * input[..., d:]."""
-    _kernel("silu_and_mul", input.device.type)(out, input)
-
-
-def gelu_and_mul(out: torch.Tensor, input: torch.Tensor, approximate: str = "none") -> None:
-    """out [..., d] = gelu(input[..., :d]) * input[..., d:]; approximate 'none' | 'tanh'."""
-    _kernel("gelu_and_mul", input.device.type)(out, input, approximate)
-
-
-def rotary_embedding(positions: torch.Tensor, query: torch.Tensor, key: torch.Tensor | None,
-                     head_size: int, cos_sin_cache: torch.Tensor, is_neox: bool) -> None:
-    """Rotate query (and key) in place; see vllm_forge.ops.reference.rotary_embedding."""
-    _kernel("rotary_embedding", query.device.type)(positions, query, key, head_size,
-                                                     cos_sin_cache, is_neox)
-
-
-def softmax(out: torch.Tensor, input: torch.Tensor, temperature: torch.Tensor | None = None) -> None:
-    """out [rows, cols] = softmax(input / temperature[rows, None])."""
-    _kernel("softmax", input.device.type)(out, input, temperature)
-
-
-def log_softmax(out: torch.Tensor, input: torch.Tensor,
-                temperature: torch.Tensor | None = None) -> None:
-    """out [rows, cols] = log_softmax(input / temperature[rows, None])."""
-    _kernel("log_softmax", input.device.type)(out, input, temperature)
-
-
-def topk_softmax(topk_weights: torch.Tensor, topk_ids: torch.Tensor, gating_output: torch.Tensor,
-                 renormalize: bool = False) -> None:
-    """MoE routing: top-k of softmax(gating_output) into topk_weights / topk_ids [rows, k]."""
-    _kernel("topk_softmax", gating_output.device.type)(topk_weights, topk_ids, gating_output,
-                                                         renormalize)
-
-
-def quant_gemm(out: torch.Tensor, x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor,
-               mins: torch.Tensor | None, bias: torch.Tensor | None, bits: int,
-               group_size: int) -> None:
-    """out [M, N] = x [M, K] @ W^T (+ bias), W weight-only quantised (quant/format.py)."""
-    _kernel("quant_gemm", x.device.type)(out, x, qweight, scales, mins, bias, bits, group_size)
+def __getattr__(name: str) -> Callable[..., None]:
+    """Only reached for a name that is not an op (every op is defined above): say which
+    ones exist. Also tells type checkers that the ops made from the table are callables."""
+    raise AttributeError(f"vllm_forge.ops has no attribute {name!r}; its ops: {', '.join(OPS)}")

@@ -117,7 +117,7 @@ class RowLayout(NamedTuple):
 def row_layout(op: str, name: str, t: torch.Tensor) -> RowLayout:
     """FORGE_ROW_LAYOUT: the leading dimensions of t as at most two levels of evenly
     spaced rows (a contiguous tensor, a q/k slice of a packed qkv), or an error."""
-    groups = []  # [count, stride], innermost first; size-1 dimensions are free
+    groups: list[list[int]] = []  # [count, stride], innermost first; size-1 dims are free
     for d in range(t.dim() - 2, -1, -1):
         if t.shape[d] == 1:
             continue
@@ -478,7 +478,7 @@ def softmax(op: str, out: torch.Tensor, input: torch.Tensor,
         if len(bad):
             r = int(bad[0, 0])
             fail(op, f"temperature[{r}] must be finite and > 0, got "
-                 f"{double(temperature[r])}")
+                 f"{double(float(temperature[r]))}")
 
 
 def topk_softmax(topk_weights: torch.Tensor, topk_ids: torch.Tensor,

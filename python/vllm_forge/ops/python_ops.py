@@ -2,7 +2,8 @@
 
 Each is defined in its own namespace (vllm_forge_triton::<op>, vllm_forge_torch::<op>)
 with the schema of the native op, inferred from the reference's annotations and the
-MUTATED_ARGS table below (tests/test_op_rules.py checks both against the C++ schemas).
+table's mutated arguments (vllm_forge.ops.spec; tests/platform/test_providers.py checks it
+against the C++ schemas), and the table's fake.
 As opaque ops with fake implementations they trace cleanly under torch.compile, and the
 call counter for the kernel report ticks at run time, inside the op.
 """
@@ -12,27 +13,12 @@ from typing import Callable
 
 import torch
 
-from vllm_forge.ops import reference
+from vllm_forge.ops import spec
 from vllm_forge.report import python_counters
-
-# Arguments every op writes (its outputs, or in-place operands): the Tensor! of the schemas.
-MUTATED_ARGS = {
-    "reshape_and_cache": ("key_cache", "value_cache"),
-    "paged_attention": ("out",),
-    "rms_norm": ("out",),
-    "fused_add_rms_norm": ("input", "residual"),
-    "silu_and_mul": ("out",),
-    "gelu_and_mul": ("out",),
-    "rotary_embedding": ("query", "key"),
-    "softmax": ("out",),
-    "log_softmax": ("out",),
-    "topk_softmax": ("topk_weights", "topk_ids"),
-    "quant_gemm": ("out",),
-}
 
 
 def schema(op: str) -> str:
-    return torch.library.infer_schema(getattr(reference, op), mutates_args=MUTATED_ARGS[op])
+    return torch.library.infer_schema(spec.reference_of(op), mutates_args=spec.BY_NAME[op].mutates)
 
 
 @functools.cache
@@ -52,5 +38,5 @@ def register(provider: str, op: str, impl: Callable) -> Callable:
 
     lib.define(op + schema(op))
     lib.impl(op, counted, "CompositeExplicitAutograd")
-    lib._register_fake(op, lambda *args: None)
+    lib._register_fake(op, spec.fake(op))
     return getattr(getattr(torch.ops, f"vllm_forge_{provider}"), op).default

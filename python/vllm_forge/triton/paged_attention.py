@@ -168,13 +168,25 @@ def _merge_splits_kernel(out_ptr, stride_out_token, stride_out_head, partial_out
              out.to(out_ptr.dtype.element_ty), mask=dims < HEAD_SIZE)
 
 
-def _num_splits(num_tokens: int, num_seqs: int, num_kv_heads: int, device: torch.device) -> int:
-    """Split the keys only for pure decode batches (one token per sequence) that leave SMs idle."""
-    if num_tokens != num_seqs or device.type != "cuda":
+def decode_splits(num_tokens: int, num_seqs: int, num_kv_heads: int, sms: int) -> int:
+    """How many pieces each sequence's keys are cut into (the Triton backend's split
+    policy; the native ones are in csrc/common/split_heuristics.h).
+
+    Only pure decode batches (one query token per sequence) split: there num_seqs x
+    num_kv_heads programs may leave most of the `sms` streaming multiprocessors idle. The
+    smallest power of two giving PROGRAMS_PER_SM programs per SM, at most MAX_SPLITS;
+    1 when sms is 0 (not a GPU).
+    """
+    if num_tokens != num_seqs or num_seqs <= 0 or sms <= 0:
         return 1
-    sms = torch.cuda.get_device_properties(device).multi_processor_count
     want = triton.cdiv(PROGRAMS_PER_SM * sms, max(1, num_seqs * num_kv_heads))
     return min(MAX_SPLITS, next_power_of_2(want))
+
+
+def _sm_count(device: torch.device) -> int:
+    if device.type != "cuda":
+        return 0
+    return torch.cuda.get_device_properties(device).multi_processor_count
 
 
 def paged_attention(out: torch.Tensor, query: torch.Tensor, key_cache: torch.Tensor,
@@ -197,7 +209,7 @@ def paged_attention(out: torch.Tensor, query: torch.Tensor, key_cache: torch.Ten
     block_m = max(MIN_DOT, group_pad if decode_only else max(PREFILL_BLOCK_M, group_pad))
     block_q = max(1, block_m // group_pad)
     if num_splits is None:
-        num_splits = _num_splits(num_tokens, num_seqs, num_kv_heads, query.device)
+        num_splits = decode_splits(num_tokens, num_seqs, num_kv_heads, _sm_count(query.device))
     checks.check(num_splits >= 1 and num_splits & (num_splits - 1) == 0, "paged_attention",
                  f"num_splits must be a power of two, got {num_splits}")
     head_pad = max(MIN_DOT, next_power_of_2(head_size))
