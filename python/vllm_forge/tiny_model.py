@@ -33,6 +33,23 @@ ARCHITECTURES = {
                   intermediate_size=512, num_hidden_layers=2, num_attention_heads=8,
                   num_key_value_heads=2, rms_norm_eps=1e-6, rope_theta=10000.0,
                   hidden_act="silu", tie_word_embeddings=True, use_sliding_window=False),
+    # Mixture of experts (vLLM's CPU MoE wants hidden and expert sizes multiples of 32).
+    # Mixtral: 4 experts of size 128, top-2, routing weights always renormalised.
+    "mixtral": dict(model_type="mixtral", architectures=["MixtralForCausalLM"],
+                    hidden_size=256, intermediate_size=128, num_hidden_layers=2,
+                    num_attention_heads=4, num_key_value_heads=2, num_local_experts=4,
+                    num_experts_per_tok=2, rms_norm_eps=1e-5, rope_theta=10000.0,
+                    hidden_act="silu", tie_word_embeddings=False, sliding_window=None),
+    # Qwen2-MoE: 4 experts of size 128, top-2, weights not renormalised
+    # (norm_topk_prob=False), plus a gated shared expert; MoE in every layer.
+    "qwen2_moe": dict(model_type="qwen2_moe", architectures=["Qwen2MoeForCausalLM"],
+                      hidden_size=256, intermediate_size=512, moe_intermediate_size=128,
+                      shared_expert_intermediate_size=128, num_experts=4,
+                      num_experts_per_tok=2, norm_topk_prob=False, decoder_sparse_step=1,
+                      mlp_only_layers=[], num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=2, rms_norm_eps=1e-6, rope_theta=10000.0,
+                      hidden_act="silu", tie_word_embeddings=False,
+                      use_sliding_window=False),
 }
 VOCAB_SIZE = 512
 # The final norm's weight scales the logits. At 0.4 the top logits stay below about 4,
