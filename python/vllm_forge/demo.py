@@ -15,8 +15,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from vllm_forge import envs
+
+if TYPE_CHECKING:
+    from vllm.renderers.chat_utils import ChatCompletionMessageParam
 
 PROMPTS = ["What is the capital of France?", "Write a haiku about the sea.",
            "Explain in one sentence what a CPU does."]
@@ -64,14 +68,17 @@ def main() -> int:
 
     start = time.perf_counter()
     # GGUF: vLLM has no extension point that picks a config format by file type.
-    extra = {"config_format": "forge_gguf"} if gguf else {}
+    extra: dict[str, Any] = {"config_format": "forge_gguf"} if gguf else {}
     llm = LLM(model=model, dtype=args.dtype, enforce_eager=args.eager, max_model_len=1024,
               gpu_memory_utilization=0.5, seed=0, **extra)
     params = SamplingParams(temperature=0.0, max_tokens=args.max_tokens)
     prompts = args.prompt or PROMPTS
-    if llm.get_tokenizer().chat_template:
-        outputs = llm.chat([[{"role": "user", "content": p}] for p in prompts], params,
-                           use_tqdm=False)
+    # The tokenizers of the models served here are Hugging Face ones, which have a chat
+    # template attribute; vLLM's TokenizerLike protocol does not declare it.
+    if llm.get_tokenizer().chat_template:  # type: ignore[attr-defined]
+        chats: list[list[ChatCompletionMessageParam]] = [
+            [{"role": "user", "content": p}] for p in prompts]
+        outputs = llm.chat(chats, params, use_tqdm=False)
     else:
         outputs = llm.generate(prompts, params, use_tqdm=False)
     elapsed = time.perf_counter() - start

@@ -77,10 +77,13 @@ def register_custom_ops() -> None:
 
         forward_cuda = forward_cpu
 
-    for ours, theirs in ((ForgeSiluAndMul, SiluAndMul), (ForgeGeluAndMul, GeluAndMul),
-                         (ForgeRotaryEmbedding, RotaryEmbedding)):
+    pairs: tuple[tuple[type[CustomOp], type[CustomOp]], ...] = (
+        (ForgeSiluAndMul, SiluAndMul), (ForgeGeluAndMul, GeluAndMul),
+        (ForgeRotaryEmbedding, RotaryEmbedding))
+    for ours, theirs in pairs:
         CustomOp.register_oot(ours, name=theirs.__name__)
-        ours.name = theirs.name
+        # vLLM's CustomOp.register sets `name` on each class at run time: unseen by mypy.
+        ours.name = theirs.name  # type: ignore[attr-defined]
     _registered = True
 
 

@@ -57,16 +57,18 @@ class _PythonCounters:
     def add(self, key: str) -> None:
         if self._pid != os.getpid():  # first use, or a forked child: own file
             self._open()
+        buf = self._buf
+        assert buf is not None  # _open set it in this process
         slot = self._slots.get(key)
         if slot is None:
             if len(self._slots) == SLOTS:
                 return
             slot = self._slots[key] = len(self._slots)
             name = key.encode()[:NAME_BYTES - 1]
-            self._buf[slot * SLOT_BYTES:slot * SLOT_BYTES + len(name)] = name
+            buf[slot * SLOT_BYTES:slot * SLOT_BYTES + len(name)] = name
         offset = slot * SLOT_BYTES + NAME_BYTES
-        (count,) = struct.unpack_from("<q", self._buf, offset)
-        struct.pack_into("<q", self._buf, offset, count + 1)
+        (count,) = struct.unpack_from("<q", buf, offset)
+        struct.pack_into("<q", buf, offset, count + 1)
 
 
 python_counters = _PythonCounters()

@@ -11,12 +11,13 @@ kv_layout.py).
 """
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from vllm.v1.attention.backend import (
     AttentionBackend,
     AttentionImpl,
+    AttentionMetadata,
     AttentionMetadataBuilder,
     AttentionType,
     CommonAttentionMetadata,
@@ -27,6 +28,9 @@ from vllm.v1.kv_cache_interface import KVCacheLayout
 from vllm_forge import ops
 from vllm_forge.attention.kv_layout import split_kv_cache
 
+if TYPE_CHECKING:
+    from vllm.config.cache import CacheDType
+
 # Head sizes the kernel handles: multiples of 16 from 32 to 256.
 SUPPORTED_HEAD_SIZES = list(range(32, 257, 16))
 
@@ -36,7 +40,7 @@ class ForgeAttentionBackend(AttentionBackend):
 
     supported_dtypes: ClassVar[list[torch.dtype]] = [torch.float32, torch.bfloat16, torch.float16]
     # The cache holds the model dtype; quantised (fp8) caches are not supported.
-    supported_kv_cache_dtypes: ClassVar[list[str]] = ["auto"]
+    supported_kv_cache_dtypes: ClassVar[list["CacheDType"]] = ["auto"]
 
     @staticmethod
     def get_name() -> str:
@@ -72,7 +76,7 @@ class ForgeAttentionBackend(AttentionBackend):
 
 
 @dataclass
-class ForgeAttentionMetadata:
+class ForgeAttentionMetadata(AttentionMetadata):  # the bound of AttentionImpl's parameter
     num_actual_tokens: int
     max_query_len: int
     max_seq_len: int

@@ -32,8 +32,9 @@ def select_attention_backend(selected_backend, attn_selector_config) -> str | No
         return None
     from vllm_forge.attention.backend import ForgeAttentionBackend
 
+    # No capability: ours accepts any (supports_compute_capability is the base's True).
     reasons = ForgeAttentionBackend.validate_configuration(
-        **attn_selector_config._asdict(), device_capability=None)
+        **attn_selector_config._asdict(), device_capability=None)  # type: ignore[arg-type]
     if not reasons:
         return BACKEND_PATH
     key = tuple(reasons)

@@ -67,7 +67,7 @@ class ForgeCpuCommunicator(CpuCommunicator):
                 shm = ShmGroup(unique_name or "group", token[0], self.rank_in_group,
                                self.world_size)
             except Exception as e:  # every rank must reach the agreement below
-                why = str(e)
+                why = str(e) or repr(e)  # never empty: an empty reason would read as success
         outcomes: list = [None] * self.world_size
         dist.all_gather_object(outcomes, why, group=self.cpu_group)
         failed = [f"rank {r}: {w}" for r, w in enumerate(outcomes) if w]
@@ -79,8 +79,11 @@ class ForgeCpuCommunicator(CpuCommunicator):
                                "using vLLM's CPU communicator path", unique_name,
                                "; ".join(failed))
             return
+        assert shm is not None  # no rank gave a reason, so ours opened
         self.shm = shm
-        self.dist_module = _ShmDistributed(shm, self.dist_module)
+        # vLLM's dist_module is duck-typed: torch.distributed, or a stand-in such as its own
+        # _CPUSHMDistributed (which vLLM assigns the same way).
+        self.dist_module = _ShmDistributed(shm, self.dist_module)  # type: ignore[assignment]
         if self.rank_in_group == 0:
             logger.info("vllm-forge shared-memory collectives for group %s (%d ranks)",
                         unique_name, self.world_size)

@@ -26,7 +26,7 @@ class ForgeCudaCommunicator(CudaCommunicator):
         if self.world_size > 1:
             self._start_ipc(unique_name)
 
-    def _exchange(self, item):
+    def _exchange(self, item: object) -> list:
         items: list = [None] * self.world_size
         torch.distributed.all_gather_object(items, item, group=self.cpu_group)
         return items

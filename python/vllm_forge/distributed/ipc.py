@@ -18,7 +18,8 @@ REDUCIBLE = (torch.float32, torch.bfloat16, torch.float16)
 
 class IpcAllReduce:
     def __init__(self, buffer: int, max_bytes: int) -> None:
-        self.buffer, self.max_bytes = buffer, max_bytes
+        self.buffer: int | None = buffer  # None once closed
+        self.max_bytes = max_bytes
 
     @classmethod
     def start(cls, rank: int, world_size: int, max_bytes: int,
@@ -44,6 +45,7 @@ class IpcAllReduce:
             if buffer is not None:
                 ops.ipc_buffer_free(buffer)
             return None, errors or ["a rank could not allocate its buffer"]
+        assert buffer is not None  # a failed allocation set `error`, hence `errors` above
         return cls(buffer, max_bytes), []
 
     def eligible(self, t: torch.Tensor) -> bool:

@@ -38,8 +38,9 @@ MODEL_TYPES = {t for spec in ARCHS.values() for t in spec.model_types}
 DERIVED_TENSORS = ("rope_freqs.weight",)
 
 
-def arch_spec(gguf_arch: str) -> ArchSpec:
-    spec = ARCHS.get(gguf_arch)
+def arch_spec(gguf_arch: str | None) -> ArchSpec:
+    """Raises ValueError for an unsupported architecture, or None (the file names none)."""
+    spec = None if gguf_arch is None else ARCHS.get(gguf_arch)
     if spec is None:
         raise ValueError(f"forge_gguf: GGUF architecture {gguf_arch!r} is not supported; "
                          f"supported: {', '.join(sorted(ARCHS))}")
@@ -71,7 +72,7 @@ def hf_names(gguf_arch: str, hf_config, gguf_names) -> dict[str, str]:
         del config.quantization_config
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
-    to_hf = {}
+    to_hf: dict[str, str] = {}
     for hf_name in model.state_dict():
         base, _, suffix = hf_name.rpartition(".")
         gguf_base = name_map.get_name(base)

@@ -80,8 +80,9 @@ class GGUFModelLoader(BaseModelLoader):
         names = arch.hf_names(spec.gguf_arch, hf_config, [t.name for t in reader.tensors])
         current = [None]
         try:
-            model.load_weights(gguf_tensors(reader, spec, hf_config, names, current,
-                                            model_config.dtype))
+            # Every vLLM model class defines load_weights; nn.Module does not declare it.
+            model.load_weights(gguf_tensors(  # type: ignore[operator]
+                reader, spec, hf_config, names, current, model_config.dtype))
         except Exception as e:
             if current[0] is not None:
                 e.add_note(f"forge_gguf: while loading GGUF tensor {current[0]} from {path}")

@@ -11,7 +11,7 @@ from GGUF blocks.
 - Everything else (norms) is not quantised: vLLM's own layers, in the model dtype.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +23,9 @@ from vllm.model_executor.layers.quantization.base_config import (
 from vllm_forge.gguf import weights
 from vllm_forge.ops import quant_gemm
 from vllm_forge.quant.format import INT4_BLOCK, dequantize, unpack_codes
+
+if TYPE_CHECKING:
+    from vllm.model_executor.layers.vocab_parallel_embedding import VocabParallelEmbedding
 
 NAME = "forge_gguf"
 
@@ -55,14 +58,16 @@ def _apply_parts(layer: torch.nn.Module, x: torch.Tensor,
     x2 = x.reshape(-1, x.shape[-1])
     if x2.stride(-1) != 1:
         x2 = x2.contiguous()
-    rows = sum(part.rows for part in layer.gguf_parts)
+    parts: tuple[weights.PartLayout, ...] = getattr(layer, "gguf_parts")
+    rows = sum(part.rows for part in parts)
     out = torch.empty(x2.shape[0], rows, dtype=x.dtype, device=x.device)
-    for part in layer.gguf_parts:
+    for part in parts:
         cols = out[:, part.start:part.start + part.rows]
         b = None if bias is None else bias[part.start:part.start + part.rows]
         if part.weight is not None:
             cols.copy_(F.linear(x2, getattr(layer, part.weight), b))
             continue
+        assert part.qweight is not None and part.scales is not None  # a packed part
         mins = None if part.mins is None else getattr(layer, part.mins)
         quant_gemm(cols, x2, getattr(layer, part.qweight), getattr(layer, part.scales), mins,
                    b, part.bits, part.group_size)
@@ -74,10 +79,11 @@ def _placeholder(layer: torch.nn.Module, loader) -> None:
     data: its loader repacks each tensor into a part (weights.py); it is removed after
     loading."""
     weight = torch.nn.Parameter(torch.empty(0, dtype=torch.uint8), requires_grad=False)
-    weight.weight_loader = loader
+    weight.weight_loader = loader  # type: ignore[attr-defined]  # vLLM's loader attribute
     layer.register_parameter("weight", weight)
-    layer.gguf_pending = {}
-    layer.gguf_parts = None
+    # Plain data on a module: see weights.store_shard.
+    setattr(layer, "gguf_pending", {})
+    setattr(layer, "gguf_parts", None)
 
 
 def _drop_placeholder(layer: torch.nn.Module) -> None:
@@ -92,8 +98,8 @@ class GGUFLinearMethod(QuantizeMethodBase):
     def create_weights(self, layer: torch.nn.Module, input_size_per_partition: int,
                        output_partition_sizes: list[int], input_size: int, output_size: int,
                        params_dtype: torch.dtype, **extra_weight_attrs):
-        layer.gguf_float_dtype = params_dtype
-        layer.gguf_shard_sizes = list(output_partition_sizes)
+        setattr(layer, "gguf_float_dtype", params_dtype)
+        setattr(layer, "gguf_shard_sizes", list(output_partition_sizes))
         _placeholder(layer, lambda param, loaded, shard_id=None:
                      self._load(layer, loaded, shard_id))
 
@@ -141,7 +147,9 @@ class GGUFLinearMethod(QuantizeMethodBase):
         weights.store_shard(layer, part)
 
     def process_weights_after_loading(self, layer: torch.nn.Module) -> None:
-        weights.finalize(layer, sum(layer.gguf_shard_sizes), layer.prefix)
+        sizes: list[int] = getattr(layer, "gguf_shard_sizes")
+        prefix: str = getattr(layer, "prefix")  # a LinearBase's
+        weights.finalize(layer, sum(sizes), prefix)
         _drop_placeholder(layer)
 
     def apply(self, layer: torch.nn.Module, x: torch.Tensor,
@@ -155,8 +163,8 @@ class GGUFEmbeddingMethod(QuantizeMethodBase):
     def create_weights(self, layer: torch.nn.Module, input_size_per_partition: int,
                        output_partition_sizes: list[int], input_size: int, output_size: int,
                        params_dtype: torch.dtype, **extra_weight_attrs):
-        layer.gguf_float_dtype = params_dtype
-        layer.gguf_tied_to = ()
+        setattr(layer, "gguf_float_dtype", params_dtype)
+        setattr(layer, "gguf_tied_to", ())
         _placeholder(layer, lambda param, loaded, shard_id=None: self._load(layer, loaded))
 
     def _load(self, layer, loaded: torch.Tensor) -> None:
@@ -178,28 +186,36 @@ class GGUFEmbeddingMethod(QuantizeMethodBase):
             raise ValueError("forge_gguf: the LM head is tied to an embedding that is not "
                              "forge_gguf-quantised")
         layer.weight = embed_tokens.weight
-        layer.gguf_tied_to = (embed_tokens,)  # a tuple: not registered as a submodule
+        # A tuple: not registered as a submodule.
+        setattr(layer, "gguf_tied_to", (embed_tokens,))
         return layer
 
     def process_weights_after_loading(self, layer: torch.nn.Module) -> None:
-        if layer.gguf_tied_to:
-            (embed,) = layer.gguf_tied_to
+        tied_to: tuple[VocabParallelEmbedding, ...] = getattr(layer, "gguf_tied_to")
+        if tied_to:
+            (embed,) = tied_to
             embed.quant_method.process_weights_after_loading(embed)
             weights.share(layer, embed)
         else:
-            weights.finalize(layer, layer.num_embeddings_per_partition,
-                             layer.prefix or "embedding")
+            # A VocabParallelEmbedding's attributes.
+            rows: int = getattr(layer, "num_embeddings_per_partition")
+            prefix: str = getattr(layer, "prefix")
+            weights.finalize(layer, rows, prefix or "embedding")
         _drop_placeholder(layer)
 
     def embedding(self, layer: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor:
-        (part,) = layer.gguf_parts
+        parts: tuple[weights.PartLayout, ...] = getattr(layer, "gguf_parts")
+        (part,) = parts
         if part.weight is not None:
             return F.embedding(ids, getattr(layer, part.weight))
+        assert part.qweight is not None and part.scales is not None  # a packed part
+        dim: int = getattr(layer, "embedding_dim")  # a VocabParallelEmbedding's
+        dtype: torch.dtype = getattr(layer, "gguf_float_dtype")
         flat = ids.reshape(-1)
         mins = None if part.mins is None else getattr(layer, part.mins)[flat]
         rows = _dequantize(getattr(layer, part.qweight)[flat], getattr(layer, part.scales)[flat],
-                           mins, part.bits, part.group_size, layer.embedding_dim)
-        return rows.to(layer.gguf_float_dtype).reshape(*ids.shape, layer.embedding_dim)
+                           mins, part.bits, part.group_size, dim)
+        return rows.to(dtype).reshape(*ids.shape, dim)
 
     def apply(self, layer: torch.nn.Module, x: torch.Tensor,
               bias: torch.Tensor | None = None) -> torch.Tensor:
@@ -211,7 +227,9 @@ class GGUFConfig(QuantizationConfig):
     `quantization_config` is `{"quant_method": "forge_gguf"}`); load with the
     `forge_gguf` model loader."""
 
-    def get_name(self) -> str:
+    # vLLM types the name as its Literal of built-in methods; an out-of-tree config (added
+    # by register_quantization_config) necessarily has another.
+    def get_name(self) -> str:  # type: ignore[override]
         return NAME
 
     def get_supported_act_dtypes(self) -> list[torch.dtype]:

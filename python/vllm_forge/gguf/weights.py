@@ -13,6 +13,7 @@ stores some V projections as Q6_K).
 
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeGuard, cast
 
 import numpy as np
 import torch
@@ -24,21 +25,29 @@ from vllm_forge.quant.gguf import repack
 # A part is stored on its layer as parameters named f"{PREFIX}{i}_{field}".
 PREFIX = "gguf_part"
 
+if TYPE_CHECKING:
+    class TaggedTensor(torch.Tensor):
+        """What `tag` returns: a plain torch.Tensor at run time, with these attributes."""
+
+        gguf_name: str
+        gguf_type: GGMLQuantizationType
+        gguf_shape: tuple[int, ...]
+
 
 def tag(data: np.ndarray, name: str, tensor_type: GGMLQuantizationType,
-        shape: tuple[int, ...]) -> torch.Tensor:
+        shape: tuple[int, ...]) -> "TaggedTensor":
     """The raw GGUF data as a torch tensor (no copy) carrying what a layer needs to
     repack it. `shape` is the logical torch shape, (N, K) for a matrix."""
     with warnings.catch_warnings():  # a read-only memory map; nothing writes to it
         warnings.simplefilter("ignore", UserWarning)
-        tensor = torch.from_numpy(data)
+        tensor = cast("TaggedTensor", torch.from_numpy(data))
     tensor.gguf_name = name
     tensor.gguf_type = GGMLQuantizationType(tensor_type)
     tensor.gguf_shape = tuple(int(d) for d in shape)
     return tensor
 
 
-def is_tagged(tensor: torch.Tensor) -> bool:
+def is_tagged(tensor: torch.Tensor) -> "TypeGuard[TaggedTensor]":
     return hasattr(tensor, "gguf_type")
 
 
@@ -55,7 +64,7 @@ class Part:
         return w.out_features if isinstance(w, PackedWeight) else w.shape[0]
 
 
-def read(tensor: torch.Tensor, rows: tuple[int, int] | None = None,
+def read(tensor: "TaggedTensor", rows: tuple[int, int] | None = None,
          cols: tuple[int, int] | None = None,
          float_dtype: torch.dtype | None = None) -> PackedWeight | torch.Tensor:
     """Rows [r0, r1) and columns [k0, k1) of a tagged GGUF matrix, repacked.
@@ -90,19 +99,25 @@ def read(tensor: torch.Tensor, rows: tuple[int, int] | None = None,
 
 def pad_rows(weight: PackedWeight | torch.Tensor, rows: int) -> PackedWeight | torch.Tensor:
     """`weight` with zero rows appended up to `rows` (a padded vocabulary)."""
-    def pad(t: torch.Tensor | None) -> torch.Tensor | None:
-        if t is None or t.shape[0] == rows:
+    def pad(t: torch.Tensor) -> torch.Tensor:
+        if t.shape[0] == rows:
             return t
         return torch.cat([t, t.new_zeros(rows - t.shape[0], *t.shape[1:])])
 
     if isinstance(weight, torch.Tensor):
         return pad(weight)
-    return PackedWeight(pad(weight.qweight), pad(weight.scales), pad(weight.mins),
+    mins = None if weight.mins is None else pad(weight.mins)
+    return PackedWeight(pad(weight.qweight), pad(weight.scales), mins,
                         weight.bits, weight.group_size, weight.in_features)
 
 
+# A layer's GGUF bookkeeping (gguf_pending: dict[int, Part] by start row; gguf_parts:
+# tuple[PartLayout, ...], None until finalized) is plain data, which torch.nn.Module's
+# typed __getattr__/__setattr__ (tensors and modules only) do not describe: it is read
+# into typed locals with getattr and written with setattr.
 def store_shard(layer: torch.nn.Module, part: Part) -> None:
-    layer.gguf_pending[part.start] = part
+    pending: dict[int, Part] = getattr(layer, "gguf_pending")
+    pending[part.start] = part
 
 
 def _format(w: PackedWeight | torch.Tensor):
@@ -112,13 +127,15 @@ def _format(w: PackedWeight | torch.Tensor):
 
 
 def _concat(parts: list[Part]) -> Part:
-    ws = [p.weight for p in parts]
-    if isinstance(ws[0], torch.Tensor):
-        return Part(parts[0].start, torch.cat(ws))
-    mins = None if ws[0].mins is None else torch.cat([w.mins for w in ws])
+    # merge() groups parts of one _format: all float, or all packed with or without mins.
+    floats = [p.weight for p in parts if isinstance(p.weight, torch.Tensor)]
+    if floats:
+        return Part(parts[0].start, torch.cat(floats))
+    ws = [p.weight for p in parts if isinstance(p.weight, PackedWeight)]
+    mins = [w.mins for w in ws if w.mins is not None]
     return Part(parts[0].start, PackedWeight(
-        torch.cat([w.qweight for w in ws]), torch.cat([w.scales for w in ws]), mins,
-        ws[0].bits, ws[0].group_size, ws[0].in_features))
+        torch.cat([w.qweight for w in ws]), torch.cat([w.scales for w in ws]),
+        torch.cat(mins) if mins else None, ws[0].bits, ws[0].group_size, ws[0].in_features))
 
 
 def merge(parts: list[Part]) -> list[Part]:
@@ -150,7 +167,8 @@ def finalize(layer: torch.nn.Module, expected_rows: int, what: str) -> None:
     """Turn the parts loaded into `layer` into its parameters (once; idempotent)."""
     if getattr(layer, "gguf_parts", None) is not None:
         return
-    parts = merge(list(layer.gguf_pending.values()))
+    pending: dict[int, Part] = getattr(layer, "gguf_pending")
+    parts = merge(list(pending.values()))
     covered = 0
     for part in parts:
         if part.start != covered:
@@ -162,7 +180,7 @@ def finalize(layer: torch.nn.Module, expected_rows: int, what: str) -> None:
                          f"of {expected_rows}; some tensors are missing or overlap")
     layouts = []
     for i, part in enumerate(parts):
-        names = {}
+        names: dict[str, str] = {}
         w = part.weight
         fields = ({"weight": w} if isinstance(w, torch.Tensor) else
                   {"qweight": w.qweight, "scales": w.scales, "mins": w.mins})
@@ -171,21 +189,21 @@ def finalize(layer: torch.nn.Module, expected_rows: int, what: str) -> None:
                 continue
             names[field] = f"{PREFIX}{i}_{field}"
             layer.register_parameter(names[field], torch.nn.Parameter(t, requires_grad=False))
-        packed = isinstance(w, PackedWeight)
+        bits, group_size = (w.bits, w.group_size) if isinstance(w, PackedWeight) else (0, 0)
         layouts.append(PartLayout(
             part.start, part.rows, names.get("qweight"), names.get("scales"),
-            names.get("mins"), names.get("weight"),
-            w.bits if packed else 0, w.group_size if packed else 0))
-    layer.gguf_parts = tuple(layouts)
-    layer.gguf_pending = {}
+            names.get("mins"), names.get("weight"), bits, group_size))
+    setattr(layer, "gguf_parts", tuple(layouts))
+    setattr(layer, "gguf_pending", {})
 
 
 def share(layer: torch.nn.Module, source: torch.nn.Module) -> None:
     """Give `layer` the finalized parts of `source` (a tied LM head), without copies."""
-    for part in source.gguf_parts:
+    parts: tuple[PartLayout, ...] = getattr(source, "gguf_parts")
+    for part in parts:
         for name in (part.qweight, part.scales, part.mins, part.weight):
             if name is not None:
                 layer.register_parameter(name, getattr(source, name))
-    layer.gguf_parts = source.gguf_parts
-    layer.gguf_pending = {}
+    setattr(layer, "gguf_parts", parts)
+    setattr(layer, "gguf_pending", {})
 

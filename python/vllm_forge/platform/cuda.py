@@ -6,10 +6,17 @@ are built): vllm.platforms.cuda needs vLLM's CUDA build. It keeps CudaPlatform's
 paths (graphs, NCCL, memory profiling) must stay on.
 """
 
-from vllm.platforms.cuda import CudaPlatform
+from typing import TYPE_CHECKING
 
 from vllm_forge.attention import registration
 from vllm_forge.platform.hooks import ForgePlatformHooks
+
+if TYPE_CHECKING:
+    # vLLM's CudaPlatform is a variable (the NVML or non-NVML class, chosen at import),
+    # which mypy cannot take as a base; both derive from CudaPlatformBase.
+    from vllm.platforms.cuda import CudaPlatformBase as CudaPlatform
+else:
+    from vllm.platforms.cuda import CudaPlatform
 
 registration.register_attention_backend()
 

@@ -2,8 +2,16 @@
 before vLLM's platform class (its methods extend vLLM's through super())."""
 
 import logging
+from typing import TYPE_CHECKING
 
 from vllm_forge.attention import registration
+
+if TYPE_CHECKING:
+    # For mypy the mixin derives from vLLM's Platform, which follows it in every MRO, so
+    # its super() calls resolve; at run time it stays a plain mixin.
+    from vllm.platforms.interface import Platform as _PlatformBase
+else:
+    _PlatformBase = object
 
 logger = logging.getLogger("vllm.forge.platform")
 
@@ -13,7 +21,7 @@ FORGE_CUSTOM_OPS = ("silu_and_mul", "gelu_and_mul", "rotary_embedding")
 _logged: set[str] = set()
 
 
-class ForgePlatformHooks:
+class ForgePlatformHooks(_PlatformBase):
     # Set by each platform: vLLM's worker class for it and our subclass of that worker.
     VLLM_WORKER: str
     FORGE_WORKER: str

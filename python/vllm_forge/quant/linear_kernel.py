@@ -130,6 +130,7 @@ def _dims(param: torch.Tensor, name: str) -> tuple[int, int, int | None]:
     if in_dim is None and out_dim is None:
         raise ValueError(f"forge WNA16: {name} has neither input_dim nor output_dim")
     if in_dim is None:
+        assert out_dim is not None  # both None raised above
         in_dim = 1 - out_dim
     if out_dim is None:
         out_dim = 1 - in_dim
