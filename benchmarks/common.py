@@ -7,16 +7,17 @@ Speed is only ever measured here, never asserted in tests.
 import csv
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def time_fn(fn: Callable[[], object], *, min_time: float = 0.3, warmup: int = 2,
-            max_iters: int = 200) -> float:
+def time_fn(
+    fn: Callable[[], object], *, min_time: float = 0.3, warmup: int = 2, max_iters: int = 200
+) -> float:
     """Median seconds per call, over enough calls to fill `min_time`."""
     for _ in range(warmup):
         fn()
@@ -58,11 +59,17 @@ def load_vllm_cpu_kernels() -> bool:
         return False
 
 
-def write_csv(name: str, rows: list[dict]) -> Path:
+def write_csv(name: str, rows: list[dict], append: bool = False) -> Path:
+    """rows into benchmarks/results/<name>.csv; with append, after the rows already there
+    (a log of runs). The columns are the union of every row's keys, in first-seen order."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.csv"
+    if append and path.exists():
+        with path.open(newline="") as f:
+            rows = list(csv.DictReader(f)) + rows
+    fields = list(dict.fromkeys(key for row in rows for key in row))
     with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer = csv.DictWriter(f, fieldnames=fields, restval="")
         writer.writeheader()
         writer.writerows(rows)
     return path

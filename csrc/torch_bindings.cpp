@@ -23,8 +23,7 @@ TORCH_LIBRARY(vllm_forge, m) {
   m.def("rms_norm(Tensor! out, Tensor input, Tensor? weight, float epsilon) -> ()");
 
   // residual += input (rounded to the dtype); input = rms_norm(residual) (from the fp32 sum).
-  m.def(
-      "fused_add_rms_norm(Tensor! input, Tensor! residual, Tensor? weight, float epsilon) -> ()");
+  m.def("fused_add_rms_norm(Tensor! input, Tensor! residual, Tensor? weight, float epsilon) -> ()");
 
   // out = silu(input[..., :d]) * input[..., d:], d = input.size(-1) / 2.
   m.def("silu_and_mul(Tensor! out, Tensor input) -> ()");

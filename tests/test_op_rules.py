@@ -45,8 +45,9 @@ def test_op_has_everything(op):
     assert entry.fake_impl.kernel is not None, f"no register_fake for vllm_forge::{op}"
     assert torch._C._dispatch_has_kernel_for_dispatch_key(f"vllm_forge::{op}", "CPU")
     test_file = ROOT / "tests" / "kernels" / f"test_{op}.py"
-    assert test_file.exists() and calls_opcheck(test_file.read_text()), \
+    assert test_file.exists() and calls_opcheck(test_file.read_text()), (
         f"{test_file} must call opcheck"
+    )
     assert (ROOT / "benchmarks" / "kernels" / f"bench_{op}.py").exists(), f"bench_{op}.py missing"
 
 
@@ -56,18 +57,22 @@ def calls_opcheck(source: str) -> bool:
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Call):
             f = node.func
-            if (isinstance(f, ast.Name) and f.id == "opcheck") or \
-                    (isinstance(f, ast.Attribute) and f.attr == "opcheck"):
+            if (isinstance(f, ast.Name) and f.id == "opcheck") or (
+                isinstance(f, ast.Attribute) and f.attr == "opcheck"
+            ):
                 return True
     return False
 
 
-@pytest.mark.parametrize("source,calls", [
-    ("from torch.library import opcheck\nopcheck(op, args)\n", True),
-    ("torch.library.opcheck(op, args)\n", True),
-    ("# opcheck(op, args) is run elsewhere\n", False),
-    ("doc = 'opcheck(op, args)'\n", False),
-    ("opcheck = None\n", False),
-])
+@pytest.mark.parametrize(
+    "source,calls",
+    [
+        ("from torch.library import opcheck\nopcheck(op, args)\n", True),
+        ("torch.library.opcheck(op, args)\n", True),
+        ("# opcheck(op, args) is run elsewhere\n", False),
+        ("doc = 'opcheck(op, args)'\n", False),
+        ("opcheck = None\n", False),
+    ],
+)
 def test_opcheck_rule_reads_code_not_text(source, calls):
     assert calls_opcheck(source) is calls

@@ -41,8 +41,12 @@ print("PLATFORM", type(current_platform).__name__, type(current_platform).__modu
 
 
 def test_wheel_in_scratch_env(tmp_path):
-    subprocess.run(["make", "-C", str(ROOT), "wheel", f"VENV={sys.prefix}"], check=True,
-                   capture_output=True, timeout=900)
+    subprocess.run(
+        ["make", "-C", str(ROOT), "wheel", f"VENV={sys.prefix}"],
+        check=True,
+        capture_output=True,
+        timeout=900,
+    )
     wheels = sorted((ROOT / "dist").glob("vllm_forge-*.whl"), key=os.path.getmtime)
     assert wheels, "make wheel produced no wheel"
     wheel = wheels[-1]
@@ -56,14 +60,41 @@ def test_wheel_in_scratch_env(tmp_path):
     scratch = tmp_path / "scratch"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(scratch)], check=True)
     scratch_py = scratch / "bin" / "python"
-    site = subprocess.run([scratch_py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          check=True, capture_output=True, text=True).stdout.strip()
+    site = subprocess.run(
+        [scratch_py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     Path(site, "borrowed.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                    "--disable-pip-version-check", "--target", site, str(wheel)], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "--target",
+            site,
+            str(wheel),
+        ],
+        check=True,
+    )
 
-    env = {k: v for k, v in os.environ.items() if k not in ("VLLM_PLUGINS", "FORGE_DISABLE", "PYTHONPATH")}
-    proc = subprocess.run([scratch_py, "-c", CHECK], env=env, capture_output=True, text=True,
-                          timeout=300, cwd=tmp_path)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("VLLM_PLUGINS", "FORGE_DISABLE", "PYTHONPATH")
+    }
+    proc = subprocess.run(
+        [scratch_py, "-c", CHECK],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "PLATFORM ForgeCpuPlatform vllm_forge.platform.cpu" in proc.stdout

@@ -32,16 +32,26 @@ def on_default_device(t: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class PagedBatch:
-    query: torch.Tensor            # [num_tokens, num_heads, head_size], maybe strided
-    key_cache: torch.Tensor        # [num_blocks, num_kv_heads, block_size, head_size]
+    query: torch.Tensor  # [num_tokens, num_heads, head_size], maybe strided
+    key_cache: torch.Tensor  # [num_blocks, num_kv_heads, block_size, head_size]
     value_cache: torch.Tensor
     query_start_loc: torch.Tensor  # [num_seqs + 1] int32
-    seq_lens: torch.Tensor         # [num_seqs] int32
-    block_table: torch.Tensor      # [num_seqs, max_blocks] int32
+    seq_lens: torch.Tensor  # [num_seqs] int32
+    block_table: torch.Tensor  # [num_seqs, max_blocks] int32
 
     def args(self, out, scale, sliding_window=-1, softcap=0.0):
-        return (out, self.query, self.key_cache, self.value_cache, self.query_start_loc,
-                self.seq_lens, self.block_table, scale, sliding_window, softcap)
+        return (
+            out,
+            self.query,
+            self.key_cache,
+            self.value_cache,
+            self.query_start_loc,
+            self.seq_lens,
+            self.block_table,
+            scale,
+            sliding_window,
+            softcap,
+        )
 
 
 def make_paged_batch(seqs, **kwargs) -> PagedBatch:
@@ -49,14 +59,35 @@ def make_paged_batch(seqs, **kwargs) -> PagedBatch:
     default device with every stride kept."""
     with torch.device("cpu"):
         batch = _make_paged_batch_on_cpu(seqs, **kwargs)
-    return PagedBatch(*(on_default_device(t) for t in (
-        batch.query, batch.key_cache, batch.value_cache, batch.query_start_loc,
-        batch.seq_lens, batch.block_table)))
+    return PagedBatch(
+        *(
+            on_default_device(t)
+            for t in (
+                batch.query,
+                batch.key_cache,
+                batch.value_cache,
+                batch.query_start_loc,
+                batch.seq_lens,
+                batch.block_table,
+            )
+        )
+    )
 
 
-def _make_paged_batch_on_cpu(seqs, *, num_heads, num_kv_heads, head_size, block_size, dtype,
-                             strided_query=False, poison=True, sliding_window=-1, seed=0,
-                             kv_layout="vllm") -> PagedBatch:
+def _make_paged_batch_on_cpu(
+    seqs,
+    *,
+    num_heads,
+    num_kv_heads,
+    head_size,
+    block_size,
+    dtype,
+    strided_query=False,
+    poison=True,
+    sliding_window=-1,
+    seed=0,
+    kv_layout="vllm",
+) -> PagedBatch:
     """seqs: list of (q_len, seq_len). Blocks are scattered at random over a pool with
     spare blocks; every slot no sequence may read is NaN when `poison` is set (with a
     sliding window, that includes the slots before every query's window).
@@ -72,16 +103,19 @@ def _make_paged_batch_on_cpu(seqs, *, num_heads, num_kv_heads, head_size, block_
         kv = empty_kv_cache(num_blocks, num_kv_heads, block_size, head_size, dtype, fill)
         key_cache, value_cache = split_kv_cache(kv)
     else:  # keys transposed per block, as the kernel requires, but in their own tensor
-        key_cache = torch.full((num_blocks, num_kv_heads, head_size, block_size), fill,
-                               dtype=dtype).transpose(2, 3)
-        value_cache = torch.full((num_blocks, num_kv_heads, block_size, head_size), fill, dtype=dtype)
+        key_cache = torch.full(
+            (num_blocks, num_kv_heads, head_size, block_size), fill, dtype=dtype
+        ).transpose(2, 3)
+        value_cache = torch.full(
+            (num_blocks, num_kv_heads, block_size, head_size), fill, dtype=dtype
+        )
     perm = torch.randperm(num_blocks, generator=gen)
     max_blocks = max(blocks_per_seq) + 1
     block_table = torch.full((len(seqs), max_blocks), UNUSED_BLOCK_ID, dtype=torch.int32)
     used = 0
     for i, ((q_len, seq_len), n) in enumerate(zip(seqs, blocks_per_seq)):
         assert q_len <= seq_len
-        ids = perm[used:used + n]
+        ids = perm[used : used + n]
         used += n
         block_table[i, :n] = ids.to(torch.int32)
         first_readable = 0
@@ -95,31 +129,49 @@ def _make_paged_batch_on_cpu(seqs, *, num_heads, num_kv_heads, head_size, block_
     num_tokens = sum(q_lens)
     if strided_query:  # a slice of a packed qkv projection, as vLLM passes it
         qkv = torch.randn(num_tokens, (num_heads + 2 * num_kv_heads) * head_size, generator=gen)
-        query = qkv.to(dtype)[:, :num_heads * head_size].view(num_tokens, num_heads, head_size)
+        query = qkv.to(dtype)[:, : num_heads * head_size].view(num_tokens, num_heads, head_size)
     else:
         query = torch.randn(num_tokens, num_heads, head_size, generator=gen).to(dtype)
     qsl = torch.zeros(len(seqs) + 1, dtype=torch.int32)
     qsl[1:] = torch.tensor(q_lens).cumsum(0)
-    return PagedBatch(query, key_cache, value_cache, qsl,
-                      torch.tensor([s for _, s in seqs], dtype=torch.int32), block_table)
+    return PagedBatch(
+        query,
+        key_cache,
+        value_cache,
+        qsl,
+        torch.tensor([s for _, s in seqs], dtype=torch.int32),
+        block_table,
+    )
 
 
-def quantized_weight(n: int, k: int, bits: int, group: int, with_mins: bool,
-                     scale_dtype: torch.dtype, seed: int = 0):
+def quantized_weight(
+    n: int, k: int, bits: int, group: int, with_mins: bool, scale_dtype: torch.dtype, seed: int = 0
+):
     """A random [n, k] weight as a PackedWeight (round to nearest). with_mins=False: the
     symmetric codes times the scales only (int4 loses its -8 s mins)."""
     from vllm_forge.quant.format import PackedWeight, quantize_rtn
 
     g = torch.Generator().manual_seed(seed)
-    p = quantize_rtn(torch.randn(n, k, generator=g), bits, group, symmetric=not with_mins,
-                     scale_dtype=scale_dtype)
+    p = quantize_rtn(
+        torch.randn(n, k, generator=g),
+        bits,
+        group,
+        symmetric=not with_mins,
+        scale_dtype=scale_dtype,
+    )
     if not with_mins and p.mins is not None:
         p = PackedWeight(p.qweight, p.scales, None, bits, group, k)
     return p
 
 
-def assert_within_term_bound(out: torch.Tensor, ref: torch.Tensor, x: torch.Tensor, packed,
-                             bias: torch.Tensor | None, rel_tol: float) -> None:
+def assert_within_term_bound(
+    out: torch.Tensor,
+    ref: torch.Tensor,
+    x: torch.Tensor,
+    packed,
+    bias: torch.Tensor | None,
+    rel_tol: float,
+) -> None:
     """|out - ref| <= rel_tol * (|x| @ |W|^T + |bias|) elementwise: the error allowed relative
     to the size of the terms summed, not of their (possibly cancelling) sum."""
     size = x.float().abs() @ packed.dequantize().abs().t()

@@ -21,7 +21,6 @@ from benchmarks.e2e import run_child
 from vllm_forge.gguf.export import CHAT_QUESTIONS
 
 
-
 def engine_rss_mb() -> float:
     """Resident memory of this process and its children (the engine core)."""
     import psutil
@@ -33,11 +32,22 @@ def engine_rss_mb() -> float:
 def child(cfg: dict) -> None:
     from vllm import LLM, SamplingParams
 
-    llm = LLM(model=cfg["model"], dtype=cfg["dtype"], enforce_eager=cfg["eager"],
-              max_model_len=1024, gpu_memory_utilization=0.5, seed=0, **cfg.get("extra", {}))
+    llm = LLM(
+        model=cfg["model"],
+        dtype=cfg["dtype"],
+        enforce_eager=cfg["eager"],
+        max_model_len=1024,
+        gpu_memory_utilization=0.5,
+        seed=0,
+        **cfg.get("extra", {}),
+    )
     tok = llm.get_tokenizer()
-    prompts = [tok.apply_chat_template([{"role": "user", "content": q}], tokenize=False,
-                                       add_generation_prompt=True) for q in CHAT_QUESTIONS]
+    prompts = [
+        tok.apply_chat_template(
+            [{"role": "user", "content": q}], tokenize=False, add_generation_prompt=True
+        )
+        for q in CHAT_QUESTIONS
+    ]
     params = SamplingParams(temperature=0.0, max_tokens=cfg["max_tokens"], ignore_eos=True)
     llm.generate(prompts[:2], SamplingParams(max_tokens=8), use_tqdm=False)  # warm-up
     result = {"rss_mb": engine_rss_mb()}
@@ -76,24 +86,36 @@ def main() -> None:
 
     gguf_file = Path(args.gguf) if args.gguf else smollm2_folder() / GGUF_NAME
     folder = export_hf_folder(gguf_file, Path(".demo") / f"{gguf_file.stem}-hf")
-    base = dict(dtype=args.dtype, eager=args.eager, max_tokens=args.max_tokens,
-                streams=[int(s) for s in args.streams.split(",")])
+    base = dict(
+        dtype=args.dtype,
+        eager=args.eager,
+        max_tokens=args.max_tokens,
+        streams=[int(s) for s in args.streams.split(",")],
+    )
     builtin = run(dict(base, model=str(folder)), plugin=False)
     # vLLM 0.32 takes a folder holding one .gguf, not the file (see README: GGUF).
-    forge = run(dict(base, model=str(gguf_file.parent), extra={"config_format": "forge_gguf"}),
-                plugin=True)
+    forge = run(
+        dict(base, model=str(gguf_file.parent), extra={"config_format": "forge_gguf"}), plugin=True
+    )
     print("builtin (bf16 HF folder):", builtin)
     print("forge (GGUF, packed):", forge)
     rows = []
     for streams in base["streams"]:
-        rows.append(dict(model=gguf_file.name, dtype=args.dtype,
-                         mode="eager" if args.eager else "compiled", streams=streams,
-                         max_tokens=args.max_tokens,
-                         builtin_bf16_tok_s=round(builtin[f"tok_s_{streams}"], 1),
-                         forge_gguf_tok_s=round(forge[f"tok_s_{streams}"], 1),
-                         ratio=round(forge[f"tok_s_{streams}"] / builtin[f"tok_s_{streams}"], 3),
-                         builtin_rss_mb=round(builtin["rss_mb"]), forge_rss_mb=round(forge["rss_mb"]),
-                         machine=machine_line()))
+        rows.append(
+            dict(
+                model=gguf_file.name,
+                dtype=args.dtype,
+                mode="eager" if args.eager else "compiled",
+                streams=streams,
+                max_tokens=args.max_tokens,
+                builtin_bf16_tok_s=round(builtin[f"tok_s_{streams}"], 1),
+                forge_gguf_tok_s=round(forge[f"tok_s_{streams}"], 1),
+                ratio=round(forge[f"tok_s_{streams}"] / builtin[f"tok_s_{streams}"], 3),
+                builtin_rss_mb=round(builtin["rss_mb"]),
+                forge_rss_mb=round(forge["rss_mb"]),
+                machine=machine_line(),
+            )
+        )
         print(rows[-1])
     print(f"wrote {write_csv('e2e_gguf', rows)}")
 

@@ -34,24 +34,68 @@ def built_tools() -> Path:
     CACHE.mkdir(parents=True, exist_ok=True)
     sdists = sorted(CACHE.glob("llama_cpp_python-*.tar.gz"))
     if not sdists:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary",
-                        ":all:", SDIST, "-d", str(CACHE)], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                SDIST,
+                "-d",
+                str(CACHE),
+            ],
+            check=True,
+        )
         sdists = sorted(CACHE.glob("llama_cpp_python-*.tar.gz"))
     source = CACHE / sdists[-1].name.removesuffix(".tar.gz") / "vendor" / "llama.cpp"
     if not source.is_dir():
         with tarfile.open(sdists[-1]) as tar:
             tar.extractall(CACHE, filter="data")
-    subprocess.run(["cmake", "-S", str(source), "-B", str(build), "-G", "Ninja",
-                    "-DCMAKE_BUILD_TYPE=Release", "-DGGML_NATIVE=ON", "-DLLAMA_CURL=OFF",
-                    "-DLLAMA_BUILD_TESTS=OFF", "-DBUILD_SHARED_LIBS=OFF"], check=True)
+    subprocess.run(
+        [
+            "cmake",
+            "-S",
+            str(source),
+            "-B",
+            str(build),
+            "-G",
+            "Ninja",
+            "-DCMAKE_BUILD_TYPE=Release",
+            "-DGGML_NATIVE=ON",
+            "-DLLAMA_CURL=OFF",
+            "-DLLAMA_BUILD_TESTS=OFF",
+            "-DBUILD_SHARED_LIBS=OFF",
+        ],
+        check=True,
+    )
     subprocess.run(["cmake", "--build", str(build), "--target", *TOOLS], check=True)
     return build / "bin"
 
 
 def llama_bench(bin_dir: Path, gguf: Path, threads: int) -> dict:
-    out = subprocess.run([str(bin_dir / "llama-bench"), "-m", str(gguf), "-t", str(threads),
-                          "-p", "512", "-n", "128", "-r", "3", "-o", "json"],
-                         check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [
+            str(bin_dir / "llama-bench"),
+            "-m",
+            str(gguf),
+            "-t",
+            str(threads),
+            "-p",
+            "512",
+            "-n",
+            "128",
+            "-r",
+            "3",
+            "-o",
+            "json",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     rows = json.loads(out)
     result = {}
     for r in rows:
@@ -62,11 +106,32 @@ def llama_bench(bin_dir: Path, gguf: Path, threads: int) -> dict:
 
 def batched_bench(bin_dir: Path, gguf: Path, threads: int, streams: int) -> float:
     """Generation tokens/s of `streams` sequences decoded together (S_TG)."""
-    out = subprocess.run([str(bin_dir / "llama-batched-bench"), "-m", str(gguf), "-t",
-                          str(threads), "-c", str(streams * 192), "-b", "2048", "-ub", "512",
-                          "-npp", "32", "-ntg", "128", "-npl", str(streams),
-                          "--output-format", "jsonl"],
-                         check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [
+            str(bin_dir / "llama-batched-bench"),
+            "-m",
+            str(gguf),
+            "-t",
+            str(threads),
+            "-c",
+            str(streams * 192),
+            "-b",
+            "2048",
+            "-ub",
+            "512",
+            "-npp",
+            "32",
+            "-ntg",
+            "128",
+            "-npl",
+            str(streams),
+            "--output-format",
+            "jsonl",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     (row,) = [r for r in rows if r.get("pl") == streams]
     return round(row["speed_tg"], 1)
@@ -83,8 +148,9 @@ def main() -> None:
     gguf = Path(args.gguf) if args.gguf else smollm2_folder() / GGUF_NAME
     bin_dir = built_tools()
     row = dict(model=gguf.name, threads=args.threads, **llama_bench(bin_dir, gguf, args.threads))
-    row[f"tg128_{args.streams}_streams_tok_s"] = batched_bench(bin_dir, gguf, args.threads,
-                                                               args.streams)
+    row[f"tg128_{args.streams}_streams_tok_s"] = batched_bench(
+        bin_dir, gguf, args.threads, args.streams
+    )
     row["machine"] = machine_line()
     print(row)
     print(f"wrote {write_csv('e2e_llamacpp', [row])}")

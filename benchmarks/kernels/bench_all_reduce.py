@@ -39,8 +39,9 @@ def timed(fn, barrier, inner, min_time=0.5, max_iters=2000):
         for _ in range(inner):
             fn()
         times.append((time.perf_counter() - start) / inner)
-        more = len(times) < 5 or (time.perf_counter() - start_all < min_time
-                                  and len(times) < max_iters)
+        more = len(times) < 5 or (
+            time.perf_counter() - start_all < min_time and len(times) < max_iters
+        )
         flag = torch.tensor([int(more)])
         torch.distributed.broadcast(flag, src=0)
         if not flag.item():
@@ -68,8 +69,10 @@ def rank_main(rank, port, queue, sizes):
     rows = []
     for nbytes in sizes:
         x = torch.randn(nbytes // 4)
-        providers = {"forge_shm": lambda: ours.all_reduce(x),
-                     "gloo": lambda: torch.distributed.all_reduce(x)}
+        providers = {
+            "forge_shm": lambda: ours.all_reduce(x),
+            "gloo": lambda: torch.distributed.all_reduce(x),
+        }
         if vllm is not None:
             providers["vllm_shm"] = lambda: torch.ops._C.shm_allreduce(vllm, x)
         # Rounds alternate the providers, and each reports its median round: the machine's
@@ -77,8 +80,14 @@ def rank_main(rank, port, queue, sizes):
         samples = {name: [] for name in providers}
         for _ in range(ROUNDS):
             for name, fn in providers.items():
-                samples[name].append(timed(fn, torch.distributed.barrier,
-                                           inner=max(1, min(50, (1 << 20) // nbytes)), min_time=0.2))
+                samples[name].append(
+                    timed(
+                        fn,
+                        torch.distributed.barrier,
+                        inner=max(1, min(50, (1 << 20) // nbytes)),
+                        min_time=0.2,
+                    )
+                )
         for name, ts in samples.items():
             t = statistics.median(ts)
             rows.append(dict(bytes=nbytes, provider=name, us=t * 1e6, gbs=nbytes / t / 1e9))
@@ -109,19 +118,28 @@ def main() -> None:
     by = {(r["bytes"], r["provider"]): r for r in rows}
     out_rows = []
     print(f"copy bandwidth {copy_gbs:.1f} GB/s; 2 ranks, 1 thread each, float32")
-    print(f"{'size':>10} {'forge us':>10} {'gloo us':>10} {'vllm us':>10} {'x gloo':>7} {'x vllm':>7} {'forge GB/s':>10}")
+    print(
+        f"{'size':>10} {'forge us':>10} {'gloo us':>10} {'vllm us':>10} {'x gloo':>7} {'x vllm':>7} {'forge GB/s':>10}"
+    )
     for nbytes in sizes:
         ours, gloo, vllm = (by.get((nbytes, p)) for p in ("forge_shm", "gloo", "vllm_shm"))
         vs_gloo = gloo["us"] / ours["us"]
         vs_vllm = vllm["us"] / ours["us"] if vllm else float("nan")
-        print(f"{nbytes:>10} {ours['us']:>10.1f} {gloo['us']:>10.1f} "
-              f"{vllm['us'] if vllm else float('nan'):>10.1f} {vs_gloo:>7.2f} {vs_vllm:>7.2f} "
-              f"{ours['gbs']:>10.2f}")
+        print(
+            f"{nbytes:>10} {ours['us']:>10.1f} {gloo['us']:>10.1f} "
+            f"{vllm['us'] if vllm else float('nan'):>10.1f} {vs_gloo:>7.2f} {vs_vllm:>7.2f} "
+            f"{ours['gbs']:>10.2f}"
+        )
         for r in (ours, gloo, vllm):
             if r:
-                out_rows.append(dict(r, copy_gbs=copy_gbs,
-                                     speedup_vs_gloo=gloo["us"] / r["us"],
-                                     speedup_vs_vllm=(vllm["us"] / r["us"]) if vllm else ""))
+                out_rows.append(
+                    dict(
+                        r,
+                        copy_gbs=copy_gbs,
+                        speedup_vs_gloo=gloo["us"] / r["us"],
+                        speedup_vs_vllm=(vllm["us"] / r["us"]) if vllm else "",
+                    )
+                )
     if args.no_write:
         return
     path = write_csv("all_reduce", out_rows)
@@ -131,8 +149,13 @@ def main() -> None:
         pts = [(n, by[(n, provider)]["us"]) for n in sizes if (n, provider) in by]
         if pts:
             ax.plot(*zip(*pts), marker="o", label=provider)
-    ax.set(xscale="log", yscale="log", xlabel="bytes", ylabel="us per all_reduce (median)",
-           title="all_reduce, 2 local ranks, float32")
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="bytes",
+        ylabel="us per all_reduce (median)",
+        title="all_reduce, 2 local ranks, float32",
+    )
     ax.legend()
     fig.tight_layout()
     fig.savefig(path.with_suffix(".png"))

@@ -12,8 +12,13 @@ for dtype in DTYPES:
         x, r = torch.randn(rows, hidden, dtype=dtype), torch.randn(rows, hidden, dtype=dtype)
         w = torch.rand(hidden, dtype=dtype)
         # In place: repeated calls keep the values finite (normalised rows).
-        cases.append(Case(tag(rows, hidden, dtype), 4 * x.nbytes,
-                          lambda x=x, r=r, w=w: ours(x, r, w, 1e-6),
-                          lambda x=x, r=r, w=w: reference.fused_add_rms_norm(x, r, w, 1e-6),
-                          theirs and (lambda x=x, r=r, w=w: theirs(x, r, w, 1e-6))))
+        cases.append(
+            Case(
+                tag(rows, hidden, dtype),
+                4 * x.nbytes,
+                lambda x=x, r=r, w=w: ours(x, r, w, 1e-6),
+                lambda x=x, r=r, w=w: reference.fused_add_rms_norm(x, r, w, 1e-6),
+                theirs and (lambda x=x, r=r, w=w: theirs(x, r, w, 1e-6)),
+            )
+        )
 run("fused_add_rms_norm", cases, "vllm")

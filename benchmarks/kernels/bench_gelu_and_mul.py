@@ -14,8 +14,13 @@ for approximate in ("none", "tanh"):
         x = torch.randn(rows, 2 * d, dtype=torch.bfloat16)
         out = torch.empty(rows, d, dtype=torch.bfloat16)
         fn = theirs[approximate]
-        cases.append(Case(f"{tag(rows, 2 * d, torch.bfloat16)} {approximate}", x.nbytes + out.nbytes,
-                          lambda x=x, out=out, a=approximate: ours(out, x, a),
-                          lambda x=x, out=out, a=approximate: reference.gelu_and_mul(out, x, a),
-                          fn and (lambda x=x, out=out, fn=fn: fn(out, x))))
+        cases.append(
+            Case(
+                f"{tag(rows, 2 * d, torch.bfloat16)} {approximate}",
+                x.nbytes + out.nbytes,
+                lambda x=x, out=out, a=approximate: ours(out, x, a),
+                lambda x=x, out=out, a=approximate: reference.gelu_and_mul(out, x, a),
+                fn and (lambda x=x, out=out, fn=fn: fn(out, x)),
+            )
+        )
 run("gelu_and_mul", cases, "vllm")

@@ -6,5 +6,8 @@ from benchmarks.kernels.pointwise import run
 from benchmarks.kernels.softmax_cases import cases
 from vllm_forge.ops import reference
 
-run("log_softmax", cases(torch.ops.vllm_forge.log_softmax, reference.log_softmax, torch.log_softmax),
-    "torch")
+run(
+    "log_softmax",
+    cases(torch.ops.vllm_forge.log_softmax, reference.log_softmax, torch.log_softmax),
+    "torch",
+)

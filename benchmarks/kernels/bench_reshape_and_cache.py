@@ -8,8 +8,15 @@ Writes benchmarks/results/reshape_and_cache.{csv,png}.
 
 import torch
 
-from benchmarks.common import (RESULTS, copy_bandwidth_gbs, load_vllm_cpu_kernels, machine_line,
-                               pyplot, time_fn, write_csv)
+from benchmarks.common import (
+    RESULTS,
+    copy_bandwidth_gbs,
+    load_vllm_cpu_kernels,
+    machine_line,
+    pyplot,
+    time_fn,
+    write_csv,
+)
 from vllm_forge import extension
 from vllm_forge.ops import reference
 
@@ -31,24 +38,36 @@ def main():
                 slots = torch.randperm(num_blocks * BLOCK_SIZE)[:num_tokens]
                 kv = torch.zeros(num_blocks, kv_heads, 2 * BLOCK_SIZE, head_size, dtype=dtype)
                 kc, vc = kv[:, :, :BLOCK_SIZE], kv[:, :, BLOCK_SIZE:]
-                t_ours = time_fn(lambda: torch.ops.vllm_forge.reshape_and_cache(kc, vc, key, value, slots))
+                t_ours = time_fn(
+                    lambda: torch.ops.vllm_forge.reshape_and_cache(kc, vc, key, value, slots)
+                )
                 t_ref = time_fn(lambda: reference.reshape_and_cache(kc, vc, key, value, slots))
                 moved = 2 * 2 * key.numel() * key.element_size()  # read + write, K and V
-                row = dict(num_tokens=num_tokens, kv_heads=kv_heads, head_size=head_size,
-                           dtype=str(dtype).removeprefix("torch."),
-                           forge_us=round(t_ours * 1e6, 2), reference_us=round(t_ref * 1e6, 2),
-                           speedup_vs_reference=round(t_ref / t_ours, 2),
-                           forge_gbs=round(moved / t_ours / 1e9, 2),
-                           forge_pct_copy_bw=round(100 * moved / t_ours / 1e9 / copy_gbs, 1))
+                row = dict(
+                    num_tokens=num_tokens,
+                    kv_heads=kv_heads,
+                    head_size=head_size,
+                    dtype=str(dtype).removeprefix("torch."),
+                    forge_us=round(t_ours * 1e6, 2),
+                    reference_us=round(t_ref * 1e6, 2),
+                    speedup_vs_reference=round(t_ref / t_ours, 2),
+                    forge_gbs=round(moved / t_ours / 1e9, 2),
+                    forge_pct_copy_bw=round(100 * moved / t_ours / 1e9 / copy_gbs, 1),
+                )
                 if have_vllm:
                     from vllm.v1.attention.backends.cpu_attn import _get_attn_isa
 
                     isa = _get_attn_isa(dtype, BLOCK_SIZE, head_size)
                     kv2 = torch.zeros_like(kv)
                     kc2, vc2 = kv2.chunk(2, dim=2)
-                    t_vllm = time_fn(lambda: torch.ops._C.cpu_attn_reshape_and_cache(
-                        key, value, kc2, vc2, slots, isa, 1.0, 1.0, "auto"))
-                    row.update(vllm_us=round(t_vllm * 1e6, 2), speedup_vs_vllm=round(t_vllm / t_ours, 2))
+                    t_vllm = time_fn(
+                        lambda: torch.ops._C.cpu_attn_reshape_and_cache(
+                            key, value, kc2, vc2, slots, isa, 1.0, 1.0, "auto"
+                        )
+                    )
+                    row.update(
+                        vllm_us=round(t_vllm * 1e6, 2), speedup_vs_vllm=round(t_vllm / t_ours, 2)
+                    )
                 row["copy_gbs"] = round(copy_gbs, 1)
                 rows.append(row)
                 print(row)

@@ -11,8 +11,13 @@ for dtype in DTYPES:
     for rows, d in SHAPES:
         x = torch.randn(rows, 2 * d, dtype=dtype)
         out = torch.empty(rows, d, dtype=dtype)
-        cases.append(Case(tag(rows, 2 * d, dtype), x.nbytes + out.nbytes,
-                          lambda x=x, out=out: ours(out, x),
-                          lambda x=x, out=out: reference.silu_and_mul(out, x),
-                          theirs and (lambda x=x, out=out: theirs(out, x))))
+        cases.append(
+            Case(
+                tag(rows, 2 * d, dtype),
+                x.nbytes + out.nbytes,
+                lambda x=x, out=out: ours(out, x),
+                lambda x=x, out=out: reference.silu_and_mul(out, x),
+                theirs and (lambda x=x, out=out: theirs(out, x)),
+            )
+        )
 run("silu_and_mul", cases, "vllm")

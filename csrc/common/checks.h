@@ -25,10 +25,14 @@ inline std::string shape_string(const at::Tensor& t) {
 // The one list of floating dtypes our kernels take; std::nullopt for any other.
 inline std::optional<DType> float_dtype(at::ScalarType t) {
   switch (t) {
-    case at::kFloat: return DType::kFloat32;
-    case at::kBFloat16: return DType::kBFloat16;
-    case at::kHalf: return DType::kFloat16;
-    default: return std::nullopt;
+    case at::kFloat:
+      return DType::kFloat32;
+    case at::kBFloat16:
+      return DType::kBFloat16;
+    case at::kHalf:
+      return DType::kFloat16;
+    default:
+      return std::nullopt;
   }
 }
 
@@ -42,45 +46,44 @@ inline DType dtype_of(const char* op, at::ScalarType t) {
 
 }  // namespace forge
 
-#define FORGE_CHECK_DIM(op, t, n)                                                    \
+#define FORGE_CHECK_DIM(op, t, n)                                                     \
   TORCH_CHECK((t).dim() == (n), op, ": " #t " must be a " #n "-D tensor, got shape ", \
               ::forge::shape_string(t))
 
-#define FORGE_CHECK_DTYPE(op, t, dtype)                                                \
-  TORCH_CHECK((t).scalar_type() == (dtype), op, ": " #t " must have dtype ", (dtype), \
-              ", got ", (t).scalar_type())
+#define FORGE_CHECK_DTYPE(op, t, dtype)                                                         \
+  TORCH_CHECK((t).scalar_type() == (dtype), op, ": " #t " must have dtype ", (dtype), ", got ", \
+              (t).scalar_type())
 
-#define FORGE_CHECK_SAME_DTYPE(op, t, ref)                                         \
-  TORCH_CHECK((t).scalar_type() == (ref).scalar_type(),                           \
-              op, ": " #t " must have the dtype of " #ref " (", (ref).scalar_type(), \
-              "), got ", (t).scalar_type())
+#define FORGE_CHECK_SAME_DTYPE(op, t, ref)                                                  \
+  TORCH_CHECK((t).scalar_type() == (ref).scalar_type(), op,                                 \
+              ": " #t " must have the dtype of " #ref " (", (ref).scalar_type(), "), got ", \
+              (t).scalar_type())
 
-#define FORGE_CHECK_DEVICE(op, t, dev)                                                \
-  TORCH_CHECK((t).device() == (dev), op, ": " #t " must be on ", (dev), ", got ", \
-              (t).device())
+#define FORGE_CHECK_DEVICE(op, t, dev) \
+  TORCH_CHECK((t).device() == (dev), op, ": " #t " must be on ", (dev), ", got ", (t).device())
 
 // Every tensor of an op lives on the device of its main tensor (query, key, input...);
 // the device launcher checks that one is its own.
-#define FORGE_CHECK_SAME_DEVICE(op, t, ref)                                                  \
-  TORCH_CHECK((t).device() == (ref).device(), op, ": " #t " must be on the device of " #ref \
-              " (", (ref).device(), "), got ", (t).device())
+#define FORGE_CHECK_SAME_DEVICE(op, t, ref)                                                       \
+  TORCH_CHECK((t).device() == (ref).device(), op, ": " #t " must be on the device of " #ref " (", \
+              (ref).device(), "), got ", (t).device())
 
-#define FORGE_CHECK_LAST_DIM_CONTIGUOUS(op, t)                                   \
-  TORCH_CHECK((t).size(-1) <= 1 || (t).stride(-1) == 1,                         \
-              op, ": " #t " must have a contiguous last dimension (stride 1), got " \
-              "strides ",                                                       \
+#define FORGE_CHECK_LAST_DIM_CONTIGUOUS(op, t)                          \
+  TORCH_CHECK((t).size(-1) <= 1 || (t).stride(-1) == 1, op,             \
+              ": " #t                                                   \
+              " must have a contiguous last dimension (stride 1), got " \
+              "strides ",                                               \
               (t).strides())
 
 #define FORGE_CHECK_CONTIGUOUS(op, t) \
   TORCH_CHECK((t).is_contiguous(), op, ": " #t " must be contiguous, got strides ", (t).strides())
 
-#define FORGE_CHECK_SIZE(op, t, dim, expected)                                        \
-  TORCH_CHECK((t).size(dim) == (expected), op, ": " #t ".size(" #dim ") must be ",     \
-              (expected), " (" #expected "), got ", (t).size(dim), " (shape ", \
-              ::forge::shape_string(t), ")")
+#define FORGE_CHECK_SIZE(op, t, dim, expected)                                                 \
+  TORCH_CHECK((t).size(dim) == (expected), op, ": " #t ".size(" #dim ") must be ", (expected), \
+              " (" #expected "), got ", (t).size(dim), " (shape ", ::forge::shape_string(t), ")")
 
-#define FORGE_CHECK_FLOATING(op, t)                                                   \
-  TORCH_CHECK(::forge::float_dtype((t).scalar_type()).has_value(), op,                \
+#define FORGE_CHECK_FLOATING(op, t)                                    \
+  TORCH_CHECK(::forge::float_dtype((t).scalar_type()).has_value(), op, \
               ": " #t " must have dtype float32, bfloat16 or float16, got ", (t).scalar_type())
 
 #define FORGE_CHECK_CPU(op, t) FORGE_CHECK_DEVICE(op, t, at::Device(at::kCPU))
@@ -105,7 +108,8 @@ inline bool row_layout(const at::Tensor& t, RowLayout& layout) {
   if (!groups.empty()) {
     layout.inner_count = groups[0].first;
     layout.inner_stride = groups[0].second;
-    layout.outer_stride = groups.size() == 2 ? groups[1].second : groups[0].first * groups[0].second;
+    layout.outer_stride =
+        groups.size() == 2 ? groups[1].second : groups[0].first * groups[0].second;
   }
   return true;
 }
@@ -117,8 +121,9 @@ inline int64_t num_rows(const at::Tensor& t) {
 }  // namespace forge
 
 // Rows of t (leading dimensions) as a RowLayout named `var`, or an error naming t.
-#define FORGE_ROW_LAYOUT(op, t, var)                                                        \
-  ::forge::RowLayout var;                                                                   \
-  TORCH_CHECK(::forge::row_layout(t, var), op, ": the leading dimensions of " #t             \
-              " must form at most two levels of evenly spaced rows, got shape ",            \
+#define FORGE_ROW_LAYOUT(op, t, var)                                             \
+  ::forge::RowLayout var;                                                        \
+  TORCH_CHECK(::forge::row_layout(t, var), op,                                   \
+              ": the leading dimensions of " #t                                  \
+              " must form at most two levels of evenly spaced rows, got shape ", \
               ::forge::shape_string(t), " with strides ", (t).strides())

@@ -8,7 +8,7 @@
 #include "common/checks.h"
 #include "common/float_types.h"
 
-#define FORGE_DISPATCH_FLOAT_TYPES(op, dtype, scalar_t, ...)  \
+#define FORGE_DISPATCH_FLOAT_TYPES(op, dtype, scalar_t, ...) \
   [&] {                                                      \
     switch (::forge::dtype_of(op, dtype)) {                  \
       case ::forge::DType::kFloat32: {                       \

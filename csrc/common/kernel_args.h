@@ -1,6 +1,6 @@
 // Arguments of every kernel (CPU and CUDA): raw pointers, sizes and strides (in elements),
 // no torch. csrc/launch/<op>.cpp checks the tensors and fills them, for every device;
-// kernels (csrc/cpu/kernels/<op>.h, later csrc/cuda/) read them. The values behind the
+// kernels (csrc/cpu/kernels/<op>.h, csrc/cuda/kernels/<op>.cu) read them. The values behind the
 // metadata pointers (query_start_loc, seq_lens, block_table, slot_mapping, positions,
 // temperature) are checked only for CPU tensors: reading GPU ones would cost a sync.
 #pragma once
@@ -12,10 +12,10 @@
 namespace forge {
 
 struct PagedAttentionArgs {
-  void* out;                  // [num_tokens, num_heads, head_size]
+  void* out;  // [num_tokens, num_heads, head_size]
   int64_t out_stride_token;
   int64_t out_stride_head;
-  const void* query;          // [num_tokens, num_heads, head_size]
+  const void* query;  // [num_tokens, num_heads, head_size]
   int64_t q_stride_token;
   int64_t q_stride_head;
   // The caches' logical [num_blocks, num_kv_heads, block_size, head_size] strides. The
@@ -47,20 +47,20 @@ struct PagedAttentionArgs {
 };
 
 struct ReshapeAndCacheArgs {
-  void* key_cache;       // [num_blocks, num_kv_heads, block_size, head_size], any strides
+  void* key_cache;  // [num_blocks, num_kv_heads, block_size, head_size], any strides
   int64_t kc_stride_block;
   int64_t kc_stride_head;
   int64_t kc_stride_slot;
   int64_t kc_stride_dim;  // 1 for row-major tiles; block_size for transposed key tiles
-  void* value_cache;     // [num_blocks, num_kv_heads, block_size, head_size], any strides
+  void* value_cache;      // [num_blocks, num_kv_heads, block_size, head_size], any strides
   int64_t vc_stride_block;
   int64_t vc_stride_head;
   int64_t vc_stride_slot;
   int64_t vc_stride_dim;
-  const void* key;       // [num_tokens, num_kv_heads, head_size]
+  const void* key;  // [num_tokens, num_kv_heads, head_size]
   int64_t k_stride_token;
   int64_t k_stride_head;
-  const void* value;     // [num_tokens, num_kv_heads, head_size]
+  const void* value;  // [num_tokens, num_kv_heads, head_size]
   int64_t v_stride_token;
   int64_t v_stride_head;
   const int64_t* slot_mapping;  // [num_tokens]
@@ -72,13 +72,13 @@ struct ReshapeAndCacheArgs {
 };
 
 struct RmsNormArgs {
-  void* out;          // [rows, hidden]
+  void* out;  // [rows, hidden]
   RowLayout out_rows;
-  void* input;        // [rows, hidden]; fused: updated in place with the output
+  void* input;  // [rows, hidden]; fused: updated in place with the output
   RowLayout in_rows;
-  void* residual;     // fused only: [rows, hidden], updated in place with input + residual
+  void* residual;  // fused only: [rows, hidden], updated in place with input + residual
   RowLayout res_rows;
-  const void* weight; // [hidden] or nullptr
+  const void* weight;  // [hidden] or nullptr
   int64_t rows;
   int64_t hidden;
   float epsilon;
@@ -87,7 +87,7 @@ struct RmsNormArgs {
 enum class Activation { kSilu, kGelu, kGeluTanh };
 
 struct GatedActivationArgs {
-  void* out;          // [rows, d]
+  void* out;  // [rows, d]
   RowLayout out_rows;
   const void* input;  // [rows, 2 * d]
   RowLayout in_rows;
@@ -101,11 +101,11 @@ struct RotaryArgs {
   int64_t q_stride_token;
   int64_t q_stride_head;
   int num_heads;
-  void* key;                 // [num_tokens, num_kv_heads, head_size] or nullptr
+  void* key;  // [num_tokens, num_kv_heads, head_size] or nullptr
   int64_t k_stride_token;
   int64_t k_stride_head;
   int num_kv_heads;
-  const void* cos_sin_cache; // [max_position, rot_dim], same dtype as query
+  const void* cos_sin_cache;  // [max_position, rot_dim], same dtype as query
   int64_t cache_stride;
   int64_t num_tokens;
   int rot_dim;
@@ -113,9 +113,9 @@ struct RotaryArgs {
 };
 
 struct SoftmaxArgs {
-  void* out;                 // [rows, cols]
+  void* out;  // [rows, cols]
   int64_t out_stride;
-  const void* input;         // [rows, cols]
+  const void* input;  // [rows, cols]
   int64_t in_stride;
   const float* temperature;  // [rows] or nullptr
   int64_t rows;
@@ -124,9 +124,9 @@ struct SoftmaxArgs {
 };
 
 struct TopkSoftmaxArgs {
-  float* topk_weights;   // [rows, k]
-  int32_t* topk_ids;     // [rows, k]
-  const void* gating;    // [rows, experts]
+  float* topk_weights;  // [rows, k]
+  int32_t* topk_ids;    // [rows, k]
+  const void* gating;   // [rows, experts]
   int64_t gating_stride;
   int64_t rows;
   int experts;
@@ -137,28 +137,28 @@ struct TopkSoftmaxArgs {
 // Weight-only quantised matmul: out = x @ W^T (+ bias), W [N, K] = scales * codes + mins
 // per group of group_size k (python/vllm_forge/quant/format.py has the layout).
 struct QuantGemmArgs {
-  void* out;                 // [M, N], x's dtype
+  void* out;  // [M, N], x's dtype
   int64_t out_stride_row;
-  const void* x;             // [M, K]
+  const void* x;  // [M, K]
   int64_t x_stride_row;
-  const uint8_t* qweight;    // bits 8: int8 [N, K]; bits 4: uint8 [N, ceil(K / 32) * 16]
-  int64_t q_stride_row;      // bytes
-  const void* scales;        // [N, num_groups], float32 or float16
-  const void* mins;          // [N, num_groups], like scales, or nullptr
-  int64_t s_stride_row;      // elements, shared by scales and mins
+  const uint8_t* qweight;  // bits 8: int8 [N, K]; bits 4: uint8 [N, ceil(K / 32) * 16]
+  int64_t q_stride_row;    // bytes
+  const void* scales;      // [N, num_groups], float32 or float16
+  const void* mins;        // [N, num_groups], like scales, or nullptr
+  int64_t s_stride_row;    // elements, shared by scales and mins
   bool scales_fp16;
-  const void* bias;          // [N], x's dtype, or nullptr
+  const void* bias;  // [N], x's dtype, or nullptr
   int64_t m;
   int64_t n;
   int64_t k;
-  int bits;                  // 4 or 8
-  int group_size;            // 16, 32, 64, 128 or 256
+  int bits;        // 4 or 8
+  int group_size;  // 16, 32, 64, 128 or 256
 };
 
 // Rows [n_begin, n_end) of W above, written as fp32 or T rows of k elements.
 struct QuantDequantArgs {
   const QuantGemmArgs* gemm;
-  void* dst;                 // [n_end - n_begin, k]
+  void* dst;  // [n_end - n_begin, k]
   int64_t dst_stride_row;
   int64_t n_begin;
   int64_t n_end;
@@ -167,7 +167,7 @@ struct QuantDequantArgs {
 struct SumArgs {
   const void* const* srcs;  // num_srcs arrays of n elements, summed in this order
   int num_srcs;
-  void* dst;                // n elements; may be one of srcs
+  void* dst;  // n elements; may be one of srcs
   int64_t n;
 };
 

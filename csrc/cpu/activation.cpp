@@ -21,9 +21,12 @@ void run_gated(const char* op, Activation act, CallCounter& counter, at::Tensor&
   FORGE_DISPATCH_FLOAT_TYPES(op, input.scalar_type(), scalar_t, [&] {
     const auto& k = cpu::kernels().of<scalar_t>();
     switch (act) {
-      case Activation::kSilu: return k.silu_and_mul(*args);
-      case Activation::kGelu: return k.gelu_and_mul(*args);
-      case Activation::kGeluTanh: return k.gelu_tanh_and_mul(*args);
+      case Activation::kSilu:
+        return k.silu_and_mul(*args);
+      case Activation::kGelu:
+        return k.gelu_and_mul(*args);
+      case Activation::kGeluTanh:
+        return k.gelu_tanh_and_mul(*args);
     }
   });
 }

@@ -13,8 +13,8 @@ namespace {
 
 void paged_attention_cpu(at::Tensor& out, const at::Tensor& query, const at::Tensor& key_cache,
                          const at::Tensor& value_cache, const at::Tensor& query_start_loc,
-                         const at::Tensor& seq_lens, const at::Tensor& block_table,
-                         double scale, int64_t sliding_window, double softcap) {
+                         const at::Tensor& seq_lens, const at::Tensor& block_table, double scale,
+                         int64_t sliding_window, double softcap) {
   // prepare puts every tensor on query's device (and validates the metadata there only
   // when it is the CPU); the kernel reads them on the host.
   FORGE_CHECK_CPU("paged_attention", query);

@@ -70,9 +70,8 @@ void for_each_step(int64_t numel, int64_t per_step, F&& step) {
 using SumFn = void (*)(const SumArgs&);
 
 SumFn sum_for(const char* op, at::ScalarType dtype) {
-  return FORGE_DISPATCH_FLOAT_TYPES(op, dtype, scalar_t, [&] {
-    return cpu::kernels().of<scalar_t>().sum;
-  });
+  return FORGE_DISPATCH_FLOAT_TYPES(op, dtype, scalar_t,
+                                    [&] { return cpu::kernels().of<scalar_t>().sum; });
 }
 
 }  // namespace
@@ -112,7 +111,8 @@ void shm_all_reduce(int64_t handle, at::Tensor& tensor) {
     for_each_step(numel, per_step, [&](int64_t off, int64_t n, int64_t step) {
       const shm::CallDesc desc{static_cast<int32_t>(shm::Op::kAllReduce),
                                static_cast<int32_t>(tensor.scalar_type()), numel, step};
-      char* buffer = g->exchange(desc, [&](char* slot) { std::memcpy(slot, data + off * elem, n * elem); });
+      char* buffer =
+          g->exchange(desc, [&](char* slot) { std::memcpy(slot, data + off * elem, n * elem); });
       // My own part is read from the tensor, which is in my cache, rather than from my
       // slot; the order of the sum (rank order) and so the result are unchanged.
       for (int r = 0; r < g->world_size(); ++r) srcs[r] = buffer + r * g->slot_bytes();
@@ -129,7 +129,8 @@ void shm_all_gather(int64_t handle, at::Tensor& out, const at::Tensor& input) {
   FORGE_CHECK_SAME_DTYPE(kOp, out, input);
   const auto g = group_of(kOp, handle);
   TORCH_CHECK(out.numel() == input.numel() * g->world_size(), kOp, ": out must hold world_size (",
-              g->world_size(), ") x input.numel() (", input.numel(), ") elements, got ", out.numel());
+              g->world_size(), ") x input.numel() (", input.numel(), ") elements, got ",
+              out.numel());
   static CallCounter counter("shm_all_gather");
   counter.add();
   const int64_t elem = input.element_size();
@@ -141,7 +142,8 @@ void shm_all_gather(int64_t handle, at::Tensor& out, const at::Tensor& input) {
     for_each_step(numel, per_step, [&](int64_t off, int64_t n, int64_t step) {
       const shm::CallDesc desc{static_cast<int32_t>(shm::Op::kAllGather),
                                static_cast<int32_t>(input.scalar_type()), numel, step};
-      char* buffer = g->exchange(desc, [&](char* slot) { std::memcpy(slot, in + off * elem, n * elem); });
+      char* buffer =
+          g->exchange(desc, [&](char* slot) { std::memcpy(slot, in + off * elem, n * elem); });
       for (int r = 0; r < g->world_size(); ++r) {
         std::memcpy(dst + (r * numel + off) * elem, buffer + r * g->slot_bytes(), n * elem);
       }
@@ -164,8 +166,10 @@ void shm_reduce_scatter(int64_t handle, at::Tensor& out, const at::Tensor& input
   const int64_t elem = input.element_size();
   // A step carries `per_step` elements for every destination rank.
   const int64_t per_step = g->slot_bytes() / elem / world;
-  TORCH_CHECK(per_step > 0, kOp, ": a slot of ", g->slot_bytes(), " bytes cannot hold one element "
-              "per rank for ", world, " ranks");
+  TORCH_CHECK(per_step > 0, kOp, ": a slot of ", g->slot_bytes(),
+              " bytes cannot hold one element "
+              "per rank for ",
+              world, " ranks");
   const int64_t n_out = out.numel();
   const char* in = static_cast<const char*>(input.data_ptr());
   char* dst = static_cast<char*>(out.data_ptr());
@@ -177,7 +181,8 @@ void shm_reduce_scatter(int64_t handle, at::Tensor& out, const at::Tensor& input
       // Part r of my slot is for rank r; my own part is read from the input directly.
       char* buffer = g->exchange(desc, [&](char* slot) {
         for (int r = 0; r < world; ++r) {
-          if (r != g->rank()) std::memcpy(slot + r * n * elem, in + (r * n_out + off) * elem, n * elem);
+          if (r != g->rank())
+            std::memcpy(slot + r * n * elem, in + (r * n_out + off) * elem, n * elem);
         }
       });
       for (int r = 0; r < world; ++r) srcs[r] = buffer + r * g->slot_bytes() + g->rank() * n * elem;

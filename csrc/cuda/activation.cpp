@@ -15,8 +15,8 @@ void gated(const char* op, CallCounter& counter, Activation activation, at::Tens
   if (!args) return;
   const c10::cuda::CUDAGuard guard(input.device());
   counter.add();
-  FORGE_CHECK_LAUNCH(op, cuda::gated_activation(cuda::dtype_of(op, input.scalar_type()),
-                                                activation, *args, cuda::current_stream(input)));
+  FORGE_CHECK_LAUNCH(op, cuda::gated_activation(cuda::dtype_of(op, input.scalar_type()), activation,
+                                                *args, cuda::current_stream(input)));
 }
 
 void silu_and_mul_cuda(at::Tensor& out, const at::Tensor& input) {

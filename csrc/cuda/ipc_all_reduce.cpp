@@ -43,12 +43,15 @@ std::shared_ptr<IpcBuffer> find(const char* op, int64_t id) {
 }  // namespace
 
 int64_t ipc_buffer_alloc(int64_t data_bytes) {
-  TORCH_CHECK(data_bytes > 0 && data_bytes % 16 == 0, "ipc_buffer_alloc: data_bytes must be a "
-              "positive multiple of 16, got ", data_bytes);
+  TORCH_CHECK(data_bytes > 0 && data_bytes % 16 == 0,
+              "ipc_buffer_alloc: data_bytes must be a "
+              "positive multiple of 16, got ",
+              data_bytes);
   auto buffer = std::make_shared<IpcBuffer>();
   FORGE_CHECK_LAUNCH("ipc_buffer_alloc", cudaGetDevice(&buffer->device));
   const size_t total = cuda::kIpcDataOffset + 2 * static_cast<size_t>(data_bytes);
-  FORGE_CHECK_LAUNCH("ipc_buffer_alloc", cudaMalloc(reinterpret_cast<void**>(&buffer->local), total));
+  FORGE_CHECK_LAUNCH("ipc_buffer_alloc",
+                     cudaMalloc(reinterpret_cast<void**>(&buffer->local), total));
   // Flags start at 0 and only grow; cudaMemset completes before any kernel of this
   // process, and peers wait for our flags, never for our memset.
   FORGE_CHECK_LAUNCH("ipc_buffer_alloc", cudaMemset(buffer->local, 0, cuda::kIpcDataOffset));
@@ -81,8 +84,8 @@ void ipc_group_open(int64_t id, const at::Tensor& handles, int64_t rank) {
   FORGE_CHECK_DTYPE(kOp, handles, at::kByte);
   FORGE_CHECK_CONTIGUOUS(kOp, handles);
   const int64_t world = handles.size(0);
-  TORCH_CHECK(handles.size(1) == kHandleBytes, kOp, ": handles must be [world_size, ",
-              kHandleBytes, "], got ", shape_string(handles));
+  TORCH_CHECK(handles.size(1) == kHandleBytes, kOp, ": handles must be [world_size, ", kHandleBytes,
+              "], got ", shape_string(handles));
   TORCH_CHECK(world >= 1 && world <= cuda::kIpcMaxRanks, kOp, ": world size must be in [1, ",
               cuda::kIpcMaxRanks, "], got ", world);
   TORCH_CHECK(rank >= 0 && rank < world, kOp, ": rank ", rank, " outside [0, ", world, ")");
@@ -97,8 +100,8 @@ void ipc_group_open(int64_t id, const at::Tensor& handles, int64_t rank) {
     const char* row = static_cast<const char*>(handles[r].data_ptr());
     std::memcpy(&handle, row, sizeof handle);
     std::memcpy(&their_bytes, row + sizeof handle, sizeof their_bytes);
-    TORCH_CHECK(their_bytes == buffer->peers.data_bytes, kOp, ": rank ", r, " has a ",
-                their_bytes, "-byte buffer, rank ", rank, " ", buffer->peers.data_bytes,
+    TORCH_CHECK(their_bytes == buffer->peers.data_bytes, kOp, ": rank ", r, " has a ", their_bytes,
+                "-byte buffer, rank ", rank, " ", buffer->peers.data_bytes,
                 " (FORGE_IPC_MAX_BYTES must agree)");
     void* peer = nullptr;
     FORGE_CHECK_LAUNCH(kOp, cudaIpcOpenMemHandle(&peer, handle, cudaIpcMemLazyEnablePeerAccess));
@@ -124,8 +127,10 @@ void ipc_all_reduce(int64_t id, at::Tensor& out, const at::Tensor& input, bool t
   TORCH_CHECK(out.sizes() == input.sizes(), kOp, ": out must have the shape of input ",
               shape_string(input), ", got ", shape_string(out));
   const int64_t bytes = input.numel() * input.element_size();
-  TORCH_CHECK(bytes % 16 == 0 && bytes <= buffer->peers.data_bytes, kOp, ": input must be a "
-              "multiple of 16 bytes and at most ", buffer->peers.data_bytes, ", got ", bytes);
+  TORCH_CHECK(bytes % 16 == 0 && bytes <= buffer->peers.data_bytes, kOp,
+              ": input must be a "
+              "multiple of 16 bytes and at most ",
+              buffer->peers.data_bytes, ", got ", bytes);
   // 16-byte accesses: a misaligned one would kill the context and leave the peers spinning.
   TORCH_CHECK(reinterpret_cast<uintptr_t>(input.data_ptr()) % 16 == 0 &&
                   reinterpret_cast<uintptr_t>(out.data_ptr()) % 16 == 0,
@@ -136,9 +141,10 @@ void ipc_all_reduce(int64_t id, at::Tensor& out, const at::Tensor& input, bool t
   counter.add();
   // Every rank makes the same calls in the same order, so the epochs agree.
   const uint64_t epoch = ++buffer->epoch;
-  FORGE_CHECK_LAUNCH(kOp, cuda::ipc_all_reduce(cuda::dtype_of(kOp, input.scalar_type()),
-                                               buffer->peers, input.data_ptr(), out.data_ptr(),
-                                               bytes, epoch, two_shot, cuda::current_stream(input)));
+  FORGE_CHECK_LAUNCH(kOp,
+                     cuda::ipc_all_reduce(cuda::dtype_of(kOp, input.scalar_type()), buffer->peers,
+                                          input.data_ptr(), out.data_ptr(), bytes, epoch, two_shot,
+                                          cuda::current_stream(input)));
 }
 
 void ipc_buffer_free(int64_t id) {

@@ -27,12 +27,11 @@ inline cudaStream_t current_stream(const at::Tensor& t) {
 
 // On failure the runtime's last error is cleared first: left set, it would be raised
 // again by the next, unrelated kernel launch (torch checks cudaGetLastError after each).
-#define FORGE_CHECK_LAUNCH(op, status)                                       \
-  do {                                                                       \
-    const cudaError_t forge_status_ = (status);                              \
-    if (forge_status_ != cudaSuccess) {                                      \
-      (void)cudaGetLastError();                                              \
-      TORCH_CHECK(false, op, ": CUDA call failed: ",                         \
-                  cudaGetErrorString(forge_status_));                        \
-    }                                                                        \
+#define FORGE_CHECK_LAUNCH(op, status)                                                   \
+  do {                                                                                   \
+    const cudaError_t forge_status_ = (status);                                          \
+    if (forge_status_ != cudaSuccess) {                                                  \
+      (void)cudaGetLastError();                                                          \
+      TORCH_CHECK(false, op, ": CUDA call failed: ", cudaGetErrorString(forge_status_)); \
+    }                                                                                    \
   } while (0)

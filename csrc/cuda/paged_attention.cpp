@@ -27,10 +27,11 @@ const DeviceLimits& device_limits(int device) {
   auto it = cache.find(device);
   if (it == cache.end()) {
     DeviceLimits limits;
-    FORGE_CHECK_LAUNCH("paged_attention", cudaDeviceGetAttribute(
-        &limits.sms, cudaDevAttrMultiProcessorCount, device));
-    FORGE_CHECK_LAUNCH("paged_attention", cudaDeviceGetAttribute(
-        &limits.smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+    FORGE_CHECK_LAUNCH("paged_attention",
+                       cudaDeviceGetAttribute(&limits.sms, cudaDevAttrMultiProcessorCount, device));
+    FORGE_CHECK_LAUNCH("paged_attention",
+                       cudaDeviceGetAttribute(&limits.smem_optin,
+                                              cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
     it = cache.emplace(device, limits).first;
   }
   return it->second;
@@ -59,8 +60,8 @@ void paged_attention_cuda(at::Tensor& out, const at::Tensor& query, const at::Te
               " bytes of shared memory per block; this GPU allows ", smem_limit);
 
   cuda::AttentionSplits splits;
-  splits.num_splits = cuda_attention_splits(num_tokens, args->num_seqs, args->num_kv_heads,
-                                    limits.sms);
+  splits.num_splits =
+      cuda_attention_splits(num_tokens, args->num_seqs, args->num_kv_heads, limits.sms);
   at::Tensor partial_out, partial_stats;
   if (splits.num_splits > 1) {
     const auto f32 = query.options().dtype(at::kFloat);

@@ -16,10 +16,10 @@ void reshape_and_cache_cuda(at::Tensor& key_cache, at::Tensor& value_cache, cons
   const c10::cuda::CUDAGuard guard(key.device());
   static CallCounter counter("reshape_and_cache");
   counter.add();
-  FORGE_CHECK_LAUNCH("reshape_and_cache",
-                     cuda::reshape_and_cache(cuda::dtype_of("reshape_and_cache", key.scalar_type()),
-                                             *args, key_cache.size(0) * key_cache.size(2),
-                                             cuda::current_stream(key)));
+  FORGE_CHECK_LAUNCH(
+      "reshape_and_cache",
+      cuda::reshape_and_cache(cuda::dtype_of("reshape_and_cache", key.scalar_type()), *args,
+                              key_cache.size(0) * key_cache.size(2), cuda::current_stream(key)));
 }
 
 }  // namespace

@@ -11,8 +11,10 @@ std::optional<GatedActivationArgs> prepare_gated_activation(const char* op, at::
   FORGE_CHECK_FLOATING(op, input);
   FORGE_CHECK_SAME_DTYPE(op, out, input);
   const int64_t width = input.size(-1);
-  TORCH_CHECK(width % 2 == 0, op, ": the last dimension of input must be even (gate and up "
-              "halves), got ", width);
+  TORCH_CHECK(width % 2 == 0, op,
+              ": the last dimension of input must be even (gate and up "
+              "halves), got ",
+              width);
   auto expected = input.sizes().vec();
   expected.back() = width / 2;
   TORCH_CHECK(out.sizes() == at::IntArrayRef(expected), op, ": out must have shape ",

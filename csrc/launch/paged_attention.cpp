@@ -21,8 +21,7 @@ void check_metadata(const at::Tensor& query_start_loc, const at::Tensor& seq_len
 
   TORCH_CHECK(qsl[0] == 0, kOp, ": query_start_loc[0] must be 0, got ", qsl[0]);
   TORCH_CHECK(qsl[num_seqs] == num_tokens, kOp, ": query_start_loc[", num_seqs,
-              "] must equal the number of query tokens (", num_tokens, "), got ",
-              qsl[num_seqs]);
+              "] must equal the number of query tokens (", num_tokens, "), got ", qsl[num_seqs]);
   for (int64_t s = 0; s < num_seqs; ++s) {
     const int64_t q_len = static_cast<int64_t>(qsl[s + 1]) - qsl[s];
     TORCH_CHECK(q_len >= 0, kOp, ": query_start_loc must be non-decreasing, got ",
@@ -32,9 +31,9 @@ void check_metadata(const at::Tensor& query_start_loc, const at::Tensor& seq_len
                 " is shorter than the sequence's ", q_len,
                 " query tokens (seq_lens counts context plus new tokens)");
     const int64_t used_blocks = (static_cast<int64_t>(lens[s]) + block_size - 1) / block_size;
-    TORCH_CHECK(used_blocks <= max_blocks, kOp, ": seq_lens[", s, "] = ", lens[s],
-                " needs ", used_blocks, " blocks of ", block_size,
-                " but block_table has only ", max_blocks, " columns");
+    TORCH_CHECK(used_blocks <= max_blocks, kOp, ": seq_lens[", s, "] = ", lens[s], " needs ",
+                used_blocks, " blocks of ", block_size, " but block_table has only ", max_blocks,
+                " columns");
     for (int64_t b = 0; b < used_blocks; ++b) {
       const int32_t id = table[s * table_stride + b];
       TORCH_CHECK(id >= 0 && id < num_blocks, kOp, ": block_table[", s, "][", b, "] = ", id,
@@ -87,14 +86,16 @@ std::optional<PagedAttentionArgs> prepare_paged_attention(
   FORGE_CHECK_SIZE(kOp, key_cache, 3, head_size);
   TORCH_CHECK(head_size % 16 == 0 && head_size >= 32 && head_size <= 256,
               "paged_attention: head_size (query.size(2)) must be a multiple of 16 in [32, 256], "
-              "got ", head_size);
+              "got ",
+              head_size);
   TORCH_CHECK(num_kv_heads > 0 && num_heads % num_kv_heads == 0,
               "paged_attention: the number of query heads (", num_heads,
-              ") must be a multiple of the number of KV heads (key_cache.size(1) = ",
-              num_kv_heads, ")");
+              ") must be a multiple of the number of KV heads (key_cache.size(1) = ", num_kv_heads,
+              ")");
   TORCH_CHECK(block_size > 0 && block_size % 16 == 0,
               "paged_attention: block size (key_cache.size(2)) must be a positive multiple of 16, "
-              "got ", block_size);
+              "got ",
+              block_size);
   FORGE_CHECK_SIZE(kOp, query_start_loc, 0, num_seqs + 1);
   FORGE_CHECK_SIZE(kOp, block_table, 0, num_seqs);
   // A shape check, so it holds on every device: tokens need a sequence to belong to.
@@ -107,11 +108,15 @@ std::optional<PagedAttentionArgs> prepare_paged_attention(
   // [block_size][head_size]; the kernel streams both with 16-lane loads.
   TORCH_CHECK(key_cache.stride(2) == 1 && key_cache.stride(3) == block_size,
               "paged_attention: key_cache must store each block's keys transposed (strides [..., "
-              "..., 1, block_size = ", block_size, "], a transposed view of [num_blocks, "
-              "num_kv_heads, head_size, block_size]), got strides ", key_cache.strides());
+              "..., 1, block_size = ",
+              block_size,
+              "], a transposed view of [num_blocks, "
+              "num_kv_heads, head_size, block_size]), got strides ",
+              key_cache.strides());
   TORCH_CHECK(value_cache.stride(3) == 1 && value_cache.stride(2) == head_size,
               "paged_attention: value_cache must have contiguous [block_size, head_size] tiles "
-              "(strides [..., ..., ", head_size, ", 1]), got strides ", value_cache.strides());
+              "(strides [..., ..., ",
+              head_size, ", 1]), got strides ", value_cache.strides());
   FORGE_CHECK_CONTIGUOUS(kOp, query_start_loc);
   FORGE_CHECK_CONTIGUOUS(kOp, seq_lens);
   FORGE_CHECK_LAST_DIM_CONTIGUOUS(kOp, block_table);
@@ -122,8 +127,8 @@ std::optional<PagedAttentionArgs> prepare_paged_attention(
               "paged_attention: softcap must be finite and >= 0 (0 disables it), got ", softcap);
   TORCH_CHECK(sliding_window == -1 || sliding_window > 0,
               "paged_attention: sliding_window must be -1 (none) or > 0, got ", sliding_window);
-  TORCH_CHECK(sliding_window <= INT32_MAX, "paged_attention: sliding_window too large: ",
-              sliding_window);
+  TORCH_CHECK(sliding_window <= INT32_MAX,
+              "paged_attention: sliding_window too large: ", sliding_window);
 
   // Reading the metadata of a GPU tensor would cost a device sync per call.
   if (query.is_cpu()) {

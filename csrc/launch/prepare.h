@@ -9,9 +9,9 @@
 // tensors. std::nullopt: all checks passed and there is nothing to do (empty input).
 #pragma once
 
-#include <optional>
-
 #include <torch/types.h>
+
+#include <optional>
 
 #include "common/kernel_args.h"
 
@@ -55,12 +55,10 @@ std::optional<RotaryArgs> prepare_rotary_embedding(const at::Tensor& positions, 
 // Softmax family --------------------------------------------------------------------
 
 // op: "softmax" or "log_softmax", for the messages.
-std::optional<SoftmaxArgs> prepare_softmax(const char* op, at::Tensor& out,
-                                           const at::Tensor& input,
+std::optional<SoftmaxArgs> prepare_softmax(const char* op, at::Tensor& out, const at::Tensor& input,
                                            const std::optional<at::Tensor>& temperature, bool log);
 
-std::optional<TopkSoftmaxArgs> prepare_topk_softmax(at::Tensor& topk_weights,
-                                                    at::Tensor& topk_ids,
+std::optional<TopkSoftmaxArgs> prepare_topk_softmax(at::Tensor& topk_weights, at::Tensor& topk_ids,
                                                     const at::Tensor& gating_output,
                                                     bool renormalize);
 
@@ -70,10 +68,9 @@ std::optional<TopkSoftmaxArgs> prepare_topk_softmax(at::Tensor& topk_weights,
 int64_t quant_packed_columns(int64_t k, int64_t bits);
 
 std::optional<QuantGemmArgs> prepare_quant_gemm(at::Tensor& out, const at::Tensor& x,
-                                                const at::Tensor& qweight,
-                                                const at::Tensor& scales,
+                                                const at::Tensor& qweight, const at::Tensor& scales,
                                                 const std::optional<at::Tensor>& mins,
-                                                const std::optional<at::Tensor>& bias,
-                                                int64_t bits, int64_t group_size);
+                                                const std::optional<at::Tensor>& bias, int64_t bits,
+                                                int64_t group_size);
 
 }  // namespace forge

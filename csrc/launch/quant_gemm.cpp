@@ -8,13 +8,10 @@
 
 namespace forge {
 
-int64_t quant_packed_columns(int64_t k, int64_t bits) {
-  return bits == 8 ? k : (k + 31) / 32 * 16;
-}
+int64_t quant_packed_columns(int64_t k, int64_t bits) { return bits == 8 ? k : (k + 31) / 32 * 16; }
 
 std::optional<QuantGemmArgs> prepare_quant_gemm(at::Tensor& out, const at::Tensor& x,
-                                                const at::Tensor& qweight,
-                                                const at::Tensor& scales,
+                                                const at::Tensor& qweight, const at::Tensor& scales,
                                                 const std::optional<at::Tensor>& mins_opt,
                                                 const std::optional<at::Tensor>& bias_opt,
                                                 int64_t bits, int64_t group_size) {
@@ -42,26 +39,27 @@ std::optional<QuantGemmArgs> prepare_quant_gemm(at::Tensor& out, const at::Tenso
                 qweight.scalar_type());
   }
   const int64_t n = qweight.size(0);
-  TORCH_CHECK(qweight.size(1) == quant_packed_columns(k, bits), op, ": qweight must have shape [N, ",
-              quant_packed_columns(k, bits), "] for K=", k, " (x.size(1)) and bits=", bits,
-              bits == 4 ? " (16 bytes per 32 weights)" : "", ", got ", shape_string(qweight));
+  TORCH_CHECK(qweight.size(1) == quant_packed_columns(k, bits), op,
+              ": qweight must have shape [N, ", quant_packed_columns(k, bits), "] for K=", k,
+              " (x.size(1)) and bits=", bits, bits == 4 ? " (16 bytes per 32 weights)" : "",
+              ", got ", shape_string(qweight));
   FORGE_CHECK_LAST_DIM_CONTIGUOUS(op, qweight);
 
   const int64_t groups = (k + group_size - 1) / group_size;
   FORGE_CHECK_DIM(op, scales, 2);
   TORCH_CHECK(scales.scalar_type() == at::kFloat || scales.scalar_type() == at::kHalf, op,
               ": scales must have dtype float32 or float16, got ", scales.scalar_type());
-  TORCH_CHECK(scales.size(0) == n && scales.size(1) == groups, op, ": scales must have shape [",
-              n, ", ", groups, "] (N, ceil(K / group_size) for K=", k, ", group_size=",
-              group_size, "), got ", shape_string(scales));
+  TORCH_CHECK(scales.size(0) == n && scales.size(1) == groups, op, ": scales must have shape [", n,
+              ", ", groups, "] (N, ceil(K / group_size) for K=", k, ", group_size=", group_size,
+              "), got ", shape_string(scales));
   FORGE_CHECK_LAST_DIM_CONTIGUOUS(op, scales);
   if (mins_opt.has_value()) {
     const at::Tensor& mins = *mins_opt;
     FORGE_CHECK_SAME_DEVICE(op, mins, x);
     FORGE_CHECK_SAME_DTYPE(op, mins, scales);
     TORCH_CHECK(mins.sizes() == scales.sizes() && mins.strides() == scales.strides(), op,
-                ": mins must have the shape and strides of scales ", shape_string(scales),
-                " ", scales.strides(), ", got ", shape_string(mins), " ", mins.strides());
+                ": mins must have the shape and strides of scales ", shape_string(scales), " ",
+                scales.strides(), ", got ", shape_string(mins), " ", mins.strides());
   }
   if (bias_opt.has_value()) {
     const at::Tensor& bias = *bias_opt;

@@ -21,8 +21,8 @@ void check_weight_and_eps(const char* op, const at::Tensor& input,
     TORCH_CHECK(weight.size(0) <= 1 || weight.stride(0) == 1, op,
                 ": weight must be contiguous, got strides ", weight.strides());
   }
-  TORCH_CHECK(std::isfinite(epsilon) && epsilon >= 0, op,
-              ": epsilon must be finite and >= 0, got ", epsilon);
+  TORCH_CHECK(std::isfinite(epsilon) && epsilon >= 0, op, ": epsilon must be finite and >= 0, got ",
+              epsilon);
 }
 
 }  // namespace

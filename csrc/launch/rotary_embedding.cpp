@@ -19,9 +19,10 @@ HeadView check_heads(const char* name, const at::Tensor& t, const at::Tensor& qu
               " must have the dtype of query (", query.scalar_type(), "), got ", t.scalar_type());
   TORCH_CHECK(t.dim() == 2 || t.dim() == 3, "rotary_embedding: ", name,
               " must be [num_tokens, heads * head_size] or [num_tokens, heads, head_size], got "
-              "shape ", shape_string(t));
-  TORCH_CHECK(t.size(0) == num_tokens, "rotary_embedding: ", name, ".size(0) must be ",
-              num_tokens, " (positions.size(0)), got ", t.size(0));
+              "shape ",
+              shape_string(t));
+  TORCH_CHECK(t.size(0) == num_tokens, "rotary_embedding: ", name, ".size(0) must be ", num_tokens,
+              " (positions.size(0)), got ", t.size(0));
   TORCH_CHECK(t.size(-1) <= 1 || t.stride(-1) == 1, "rotary_embedding: ", name,
               " must have a contiguous last dimension (stride 1), got strides ", t.strides());
   if (t.dim() == 2) {
@@ -29,8 +30,8 @@ HeadView check_heads(const char* name, const at::Tensor& t, const at::Tensor& qu
                 " is not a multiple of head_size = ", head_size);
     return {t.stride(0), head_size, static_cast<int>(t.size(1) / head_size)};
   }
-  TORCH_CHECK(t.size(2) == head_size, "rotary_embedding: ", name, ".size(2) must be head_size = ",
-              head_size, ", got ", t.size(2));
+  TORCH_CHECK(t.size(2) == head_size, "rotary_embedding: ", name,
+              ".size(2) must be head_size = ", head_size, ", got ", t.size(2));
   return {t.stride(0), t.stride(1), static_cast<int>(t.size(1))};
 }
 
@@ -53,7 +54,8 @@ std::optional<RotaryArgs> prepare_rotary_embedding(const at::Tensor& positions, 
   const int64_t rot_dim = cos_sin_cache.size(1);
   TORCH_CHECK(rot_dim > 0 && rot_dim % 2 == 0 && rot_dim <= head_size && rot_dim <= 1024,
               "rotary_embedding: rotary dim (cos_sin_cache.size(1)) must be even, in (0, "
-              "head_size = ", head_size, "] and at most 1024, got ", rot_dim);
+              "head_size = ",
+              head_size, "] and at most 1024, got ", rot_dim);
 
   const int64_t num_tokens = positions.size(0);
   const HeadView q = check_heads("query", query, query, num_tokens, head_size);

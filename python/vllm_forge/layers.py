@@ -68,18 +68,22 @@ def register_custom_ops() -> None:
             super().__init__(*args, **kwargs)
             self._forge_op = ops.choose("rotary_embedding", _device_type()).fn
 
-        def forward_cpu(self, positions: torch.Tensor, query: torch.Tensor,
-                        key: torch.Tensor | None = None):
+        def forward_cpu(
+            self, positions: torch.Tensor, query: torch.Tensor, key: torch.Tensor | None = None
+        ):
             cos_sin_cache = self._match_cos_sin_cache_dtype(query)
-            self._forge_op(positions.flatten(), query, key, self.head_size, cos_sin_cache,
-                           self.is_neox_style)
+            self._forge_op(
+                positions.flatten(), query, key, self.head_size, cos_sin_cache, self.is_neox_style
+            )
             return query, key
 
         forward_cuda = forward_cpu
 
     pairs: tuple[tuple[type[CustomOp], type[CustomOp]], ...] = (
-        (ForgeSiluAndMul, SiluAndMul), (ForgeGeluAndMul, GeluAndMul),
-        (ForgeRotaryEmbedding, RotaryEmbedding))
+        (ForgeSiluAndMul, SiluAndMul),
+        (ForgeGeluAndMul, GeluAndMul),
+        (ForgeRotaryEmbedding, RotaryEmbedding),
+    )
     for ours, theirs in pairs:
         CustomOp.register_oot(ours, name=theirs.__name__)
         # vLLM's CustomOp.register sets `name` on each class at run time: unseen by mypy.
@@ -97,27 +101,42 @@ def register_ir_providers(device_type: str = "cpu") -> None:
     fused = ops.choose("fused_add_rms_norm", device_type).fn
 
     def supported(x, x_residual=None, weight=None, epsilon=0.0, variance_size=None) -> bool:
-        return (variance_size is None and x.device.type == device_type
-                and x.dtype in (torch.float32, torch.bfloat16, torch.float16)
-                and (weight is None or weight.dtype == x.dtype))
+        return (
+            variance_size is None
+            and x.device.type == device_type
+            and x.dtype in (torch.float32, torch.bfloat16, torch.float16)
+            and (weight is None or weight.dtype == x.dtype)
+        )
 
     @ir.ops.rms_norm.register_impl(
         FORGE_PROVIDER,
         supports_args=lambda x, weight, epsilon, variance_size=None: supported(
-            x, None, weight, epsilon, variance_size))
-    def forge_rms_norm(x: torch.Tensor, weight: torch.Tensor | None, epsilon: float,
-                       variance_size: int | None = None) -> torch.Tensor:
+            x, None, weight, epsilon, variance_size
+        ),
+    )
+    def forge_rms_norm(
+        x: torch.Tensor,
+        weight: torch.Tensor | None,
+        epsilon: float,
+        variance_size: int | None = None,
+    ) -> torch.Tensor:
         out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
         norm(out, x, weight, epsilon)
         return out
 
     @ir.ops.fused_add_rms_norm.register_impl(
-        FORGE_PROVIDER, inplace=True,
-        supports_args=lambda x, x_residual, weight, epsilon, variance_size=None: supported(
-            x, x_residual, weight, epsilon, variance_size) and x_residual.dtype == x.dtype)
-    def forge_fused_add_rms_norm(x: torch.Tensor, x_residual: torch.Tensor,
-                                 weight: torch.Tensor | None, epsilon: float,
-                                 variance_size: int | None = None
-                                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        FORGE_PROVIDER,
+        inplace=True,
+        supports_args=lambda x, x_residual, weight, epsilon, variance_size=None: (
+            supported(x, x_residual, weight, epsilon, variance_size) and x_residual.dtype == x.dtype
+        ),
+    )
+    def forge_fused_add_rms_norm(
+        x: torch.Tensor,
+        x_residual: torch.Tensor,
+        weight: torch.Tensor | None,
+        epsilon: float,
+        variance_size: int | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         fused(x, x_residual, weight, epsilon)
         return x, x_residual

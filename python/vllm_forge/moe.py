@@ -53,10 +53,14 @@ def _serves(router) -> bool:
     """Whether `router` is a CPURouter computing plain softmax top-k (_softmax_topk)."""
     from vllm.model_executor.layers.fused_moe.router.cpu_router import CPURouter
 
-    return (type(router) is CPURouter and not router.use_grouped_topk
-            and router.scoring_func == "softmax" and router.custom_routing_function is None
-            and router.e_score_correction_bias is None
-            and getattr(router, "_hash_indices_table", None) is None)
+    return (
+        type(router) is CPURouter
+        and not router.use_grouped_topk
+        and router.scoring_func == "softmax"
+        and router.custom_routing_function is None
+        and router.e_score_correction_bias is None
+        and getattr(router, "_hash_indices_table", None) is None
+    )
 
 
 def _router_class():
@@ -68,13 +72,18 @@ def _router_class():
 
         _forge_topk_softmax = None  # the provider's callable, resolved once
 
-        def _compute_routing(self, hidden_states: torch.Tensor, router_logits: torch.Tensor,
-                             indices_type: torch.dtype | None, *,
-                             input_ids: torch.Tensor | None = None
-                             ) -> tuple[torch.Tensor, torch.Tensor]:
+        def _compute_routing(
+            self,
+            hidden_states: torch.Tensor,
+            router_logits: torch.Tensor,
+            indices_type: torch.dtype | None,
+            *,
+            input_ids: torch.Tensor | None = None,
+        ) -> tuple[torch.Tensor, torch.Tensor]:
             if router_logits.dim() != 2 or not router_logits.is_floating_point():
-                return super()._compute_routing(hidden_states, router_logits, indices_type,
-                                                input_ids=input_ids)
+                return super()._compute_routing(
+                    hidden_states, router_logits, indices_type, input_ids=input_ids
+                )
             if router_logits.stride(-1) != 1:
                 router_logits = router_logits.contiguous()
             shape = (router_logits.shape[0], self.top_k)
@@ -122,8 +131,11 @@ def register_moe_runner() -> None:
 
     if RUNNER in op_registry_oot:  # someone else's replacement: leave it be
         if not getattr(op_registry_oot[RUNNER], "_forge", False):
-            logger.warning("vllm-forge: %s already replaced by %s; MoE routing stays on it",
-                           RUNNER, op_registry_oot[RUNNER].__qualname__)
+            logger.warning(
+                "vllm-forge: %s already replaced by %s; MoE routing stays on it",
+                RUNNER,
+                op_registry_oot[RUNNER].__qualname__,
+            )
         _registered = True
         return
 

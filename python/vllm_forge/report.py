@@ -25,7 +25,7 @@ SLOT_BYTES = 64
 def _parse(data: bytes) -> dict[str, int]:
     counts: dict[str, int] = {}
     for i in range(min(SLOTS, len(data) // SLOT_BYTES)):
-        slot = data[i * SLOT_BYTES:(i + 1) * SLOT_BYTES]
+        slot = data[i * SLOT_BYTES : (i + 1) * SLOT_BYTES]
         name = slot[:NAME_BYTES].split(b"\0", 1)[0].decode(errors="replace")
         if name:
             counts[name] = counts.get(name, 0) + struct.unpack_from("<q", slot, NAME_BYTES)[0]
@@ -64,8 +64,8 @@ class _PythonCounters:
             if len(self._slots) == SLOTS:
                 return
             slot = self._slots[key] = len(self._slots)
-            name = key.encode()[:NAME_BYTES - 1]
-            buf[slot * SLOT_BYTES:slot * SLOT_BYTES + len(name)] = name
+            name = key.encode()[: NAME_BYTES - 1]
+            buf[slot * SLOT_BYTES : slot * SLOT_BYTES + len(name)] = name
         offset = slot * SLOT_BYTES + NAME_BYTES
         (count,) = struct.unpack_from("<q", buf, offset)
         struct.pack_into("<q", buf, offset, count + 1)

@@ -3,9 +3,9 @@ CUDA IPC works within a device)."""
 
 import torch
 
+from tests.distributed.ranks import inputs
 from vllm_forge import extension
 from vllm_forge.distributed.ipc import IpcAllReduce
-from tests.distributed.ranks import inputs
 
 
 def run(rank, world, device, handle_queues, sizes, dtype, results):

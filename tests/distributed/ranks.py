@@ -56,8 +56,17 @@ def mismatched(group: ShmGroup, numel, dtype):
     return all_reduce(group, numel, dtype)
 
 
-SCENARIOS = {f.__name__: f for f in (all_reduce, all_gather, reduce_scatter, dies_before_call,
-                                     stalls_before_call, mismatched)}
+SCENARIOS = {
+    f.__name__: f
+    for f in (
+        all_reduce,
+        all_gather,
+        reduce_scatter,
+        dies_before_call,
+        stalls_before_call,
+        mismatched,
+    )
+}
 
 
 def run(rank, world, token, group_name, slot_bytes, timeout_s, scenario, kwargs, queue):

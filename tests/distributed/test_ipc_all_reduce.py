@@ -30,12 +30,15 @@ def test_two_ranks_on_one_gpu(dtype):
     ctx = mp.get_context("spawn")
     queues = [ctx.Queue() for _ in range(2)]
     results = ctx.Queue()
-    procs = [ctx.Process(target=ipc_ranks.run, args=(r, 2, 0, queues, SIZES, dtype, results))
-             for r in range(2)]
+    procs = [
+        ctx.Process(target=ipc_ranks.run, args=(r, 2, 0, queues, SIZES, dtype, results))
+        for r in range(2)
+    ]
     for p in procs:
         p.start()
-    out = dict((rank, (status, value)) for rank, status, value in
-               (results.get(timeout=300) for _ in procs))
+    out = dict(
+        (rank, (status, value)) for rank, status, value in (results.get(timeout=300) for _ in procs)
+    )
     for p in procs:
         p.join(timeout=60)
     for rank in (0, 1):

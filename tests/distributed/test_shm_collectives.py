@@ -19,15 +19,20 @@ from vllm_forge.distributed.shm import ShmGroup, new_token
 SMALL_SLOT = 1024  # bytes per rank and step: forces many steps on small tensors
 
 
-def launch(world, scenario, *, slot_bytes=SMALL_SLOT, timeout_s=20.0, token=None,
-           group="test", **kwargs):
+def launch(
+    world, scenario, *, slot_bytes=SMALL_SLOT, timeout_s=20.0, token=None, group="test", **kwargs
+):
     """Run `scenario` on `world` rank processes; {rank: (status, value, seconds)}."""
     ctx = mp.get_context("spawn")
     results = ctx.Queue()
     token = new_token() if token is None else token
-    procs = [ctx.Process(target=ranks.run, args=(r, world, token, group, slot_bytes, timeout_s,
-                                                  scenario, kwargs, results))
-             for r in range(world)]
+    procs = [
+        ctx.Process(
+            target=ranks.run,
+            args=(r, world, token, group, slot_bytes, timeout_s, scenario, kwargs, results),
+        )
+        for r in range(world)
+    ]
     for p in procs:
         p.start()
     out = {}
@@ -91,7 +96,7 @@ def test_reduce_scatter(dtype):
     total = expected_sum(2, numel, dtype)
     for rank, (status, got, _) in out.items():
         assert status == "ok", got
-        assert torch.equal(got, total[rank * numel // 2:(rank + 1) * numel // 2])
+        assert torch.equal(got, total[rank * numel // 2 : (rank + 1) * numel // 2])
 
 
 def test_dead_rank_is_reported_quickly():
@@ -103,8 +108,9 @@ def test_dead_rank_is_reported_quickly():
 
 
 def test_stalled_rank_times_out():
-    out = launch(2, "stalls_before_call", timeout_s=1.0, numel=100, dtype=torch.float32,
-                 stall_s=6.0)
+    out = launch(
+        2, "stalls_before_call", timeout_s=1.0, numel=100, dtype=torch.float32, stall_s=6.0
+    )
     status, message, seconds = out[0]
     assert status == "error"
     assert "timed out after 1.0" in message and "waiting for rank(s) 1 (pid" in message, message
@@ -179,18 +185,28 @@ def test_bad_inputs(solo):
     ops = torch.ops.vllm_forge
     with pytest.raises(RuntimeError, match="shm_all_reduce: tensor must be contiguous"):
         ops.shm_all_reduce(solo.handle, torch.zeros(4, 4).t())
-    with pytest.raises(RuntimeError, match="shm_all_reduce: tensor must have dtype float32, "
-                                           "bfloat16 or float16, got Long"):
+    with pytest.raises(
+        RuntimeError,
+        match="shm_all_reduce: tensor must have dtype float32, bfloat16 or float16, got Long",
+    ):
         ops.shm_all_reduce(solo.handle, torch.zeros(4, dtype=torch.int64))
-    with pytest.raises(RuntimeError, match="shm_all_reduce: no shared-memory group with handle 999"):
+    with pytest.raises(
+        RuntimeError, match="shm_all_reduce: no shared-memory group with handle 999"
+    ):
         ops.shm_all_reduce(999, torch.zeros(4))
-    with pytest.raises(RuntimeError, match=r"shm_all_gather: out must hold world_size \(1\) x "
-                                           r"input.numel\(\) \(4\) elements, got 5"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"shm_all_gather: out must hold world_size \(1\) x "
+        r"input.numel\(\) \(4\) elements, got 5",
+    ):
         ops.shm_all_gather(solo.handle, torch.zeros(5), torch.zeros(4))
     with pytest.raises(RuntimeError, match="shm_all_gather: out must have the dtype of input"):
         ops.shm_all_gather(solo.handle, torch.zeros(4, dtype=torch.float16), torch.zeros(4))
-    with pytest.raises(RuntimeError, match=r"shm_reduce_scatter: input must hold world_size \(1\) "
-                                           r"x out.numel\(\) \(3\) elements, got 4"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"shm_reduce_scatter: input must hold world_size \(1\) "
+        r"x out.numel\(\) \(3\) elements, got 4",
+    ):
         ops.shm_reduce_scatter(solo.handle, torch.zeros(3), torch.zeros(4))
     with pytest.raises(RuntimeError, match="slot_bytes must be a positive multiple of 64, got 100"):
         ShmGroup("x", new_token(), 0, 1, 100, 1.0)
@@ -199,9 +215,11 @@ def test_bad_inputs(solo):
 
 
 def test_opcheck(solo):
-    for op, args in ((torch.ops.vllm_forge.shm_all_reduce, (solo.handle, torch.randn(8))),
-                     (torch.ops.vllm_forge.shm_all_gather, (solo.handle, torch.empty(8), torch.randn(8))),
-                     (torch.ops.vllm_forge.shm_reduce_scatter, (solo.handle, torch.empty(8), torch.randn(8)))):
+    for op, args in (
+        (torch.ops.vllm_forge.shm_all_reduce, (solo.handle, torch.randn(8))),
+        (torch.ops.vllm_forge.shm_all_gather, (solo.handle, torch.empty(8), torch.randn(8))),
+        (torch.ops.vllm_forge.shm_reduce_scatter, (solo.handle, torch.empty(8), torch.randn(8))),
+    ):
         torch.library.opcheck(op, args, test_utils=("test_schema", "test_faketensor"))
 
 

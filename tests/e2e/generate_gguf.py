@@ -49,33 +49,63 @@ def main(config_path: str, out_path: str) -> None:
     from vllm.platforms import current_platform
 
     cfg = json.loads(open(config_path).read())
-    llm = LLM(model=cfg["model"], dtype=cfg["dtype"], enforce_eager=cfg["enforce_eager"],
-              max_model_len=cfg["max_model_len"], gpu_memory_utilization=0.5, seed=0,
-              **cfg.get("extra", {}))
+    llm = LLM(
+        model=cfg["model"],
+        dtype=cfg["dtype"],
+        enforce_eager=cfg["enforce_eager"],
+        max_model_len=cfg["max_model_len"],
+        gpu_memory_utilization=0.5,
+        seed=0,
+        **cfg.get("extra", {}),
+    )
     detokenize = not cfg.get("extra", {}).get("skip_tokenizer_init", False)
-    params = SamplingParams(temperature=0.0, max_tokens=cfg["max_tokens"], logprobs=2,
-                            ignore_eos=True, detokenize=detokenize)
+    params = SamplingParams(
+        temperature=0.0,
+        max_tokens=cfg["max_tokens"],
+        logprobs=2,
+        ignore_eos=True,
+        detokenize=detokenize,
+    )
     # A prompt is a string, or a list of token ids (models without a real tokenizer).
     prompts = [{"prompt_token_ids": p} if isinstance(p, list) else p for p in cfg["prompts"]]
     results = []
     for request in llm.generate(prompts, params, use_tqdm=False):
         completion = request.outputs[0]
-        top2 = [sorted((lp.logprob for lp in step.values()), reverse=True)[:2]
-                for step in completion.logprobs]
-        results.append({"prompt_token_ids": list(request.prompt_token_ids),
-                        "token_ids": list(completion.token_ids), "text": completion.text,
-                        "top2": top2})
+        top2 = [
+            sorted((lp.logprob for lp in step.values()), reverse=True)[:2]
+            for step in completion.logprobs
+        ]
+        results.append(
+            {
+                "prompt_token_ids": list(request.prompt_token_ids),
+                "token_ids": list(completion.token_ids),
+                "text": completion.text,
+                "top2": top2,
+            }
+        )
     # Real text as token ids: the logprob of each prompt token given the ones before.
     text_logprobs = []
     if cfg.get("text_ids"):
         text = [{"prompt_token_ids": ids} for ids in cfg["text_ids"]]
-        outs = llm.generate(text, SamplingParams(max_tokens=1, prompt_logprobs=0,
-                                                 detokenize=detokenize), use_tqdm=False)
+        outs = llm.generate(
+            text,
+            SamplingParams(max_tokens=1, prompt_logprobs=0, detokenize=detokenize),
+            use_tqdm=False,
+        )
         for ids, out in zip(cfg["text_ids"], outs):
-            text_logprobs += [step[tok].logprob for tok, step in zip(ids[1:], out.prompt_logprobs[1:])]
+            text_logprobs += [
+                step[tok].logprob for tok, step in zip(ids[1:], out.prompt_logprobs[1:])
+            ]
     with open(out_path, "w") as f:
-        json.dump({"platform": type(current_platform).__name__, "results": results,
-                   "text_logprobs": text_logprobs, "resident_mib": resident_mib()}, f)
+        json.dump(
+            {
+                "platform": type(current_platform).__name__,
+                "results": results,
+                "text_logprobs": text_logprobs,
+                "resident_mib": resident_mib(),
+            },
+            f,
+        )
     # Stop the engine before the interpreter tears down: left to exit, the front end
     # once aborted ("terminate called without an active exception") after its work.
     llm.llm_engine.engine_core.shutdown()

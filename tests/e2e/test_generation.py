@@ -20,11 +20,22 @@ BF16_TIE = 0.02  # top-2 logprob gap under which bf16 runs may pick differently
 # Long enough (over 600 tokens) that max_num_batched_tokens=128 splits its prefill
 # into several chunks, each attending to the cache written by the ones before.
 LONG_PROMPT = (CORPUS * 8)[:2100]  # about 700 tokens
-PROMPTS = ["The quick brown fox", "A paged attention kernel reads", "Numbers: 0 1 2",
-           "Rotary", LONG_PROMPT]
+PROMPTS = [
+    "The quick brown fox",
+    "A paged attention kernel reads",
+    "Numbers: 0 1 2",
+    "Rotary",
+    LONG_PROMPT,
+]
 
-WIRED_OPS = ("paged_attention", "reshape_and_cache", "rms_norm", "fused_add_rms_norm",
-             "silu_and_mul", "rotary_embedding")
+WIRED_OPS = (
+    "paged_attention",
+    "reshape_and_cache",
+    "rms_norm",
+    "fused_add_rms_norm",
+    "silu_and_mul",
+    "rotary_embedding",
+)
 INDUCTOR_FUSED_OPS = ("rms_norm", "fused_add_rms_norm")  # compiled: vLLM's native norms
 
 # (architecture, dtype, enforce_eager): the GQA Llama in three modes, Qwen2 in two. (Llama
@@ -55,36 +66,66 @@ def builtin_runs(tmp_path_factory):
     cache = {}
 
     def get(model: Path, dtype: str, eager: bool, prompts=PROMPTS, max_tokens=MAX_TOKENS) -> dict:
-        assert list(prompts) == PROMPTS[:len(prompts)] and max_tokens <= MAX_TOKENS
+        assert list(prompts) == PROMPTS[: len(prompts)] and max_tokens <= MAX_TOKENS
         key = (str(model), dtype, eager)
         if key not in cache:
-            cache[key] = generate(tmp_path_factory.mktemp("builtin"), model, dtype, eager,
-                                  plugin=False)
+            cache[key] = generate(
+                tmp_path_factory.mktemp("builtin"), model, dtype, eager, plugin=False
+            )
         full = cache[key]
-        results = [dict(r, token_ids=r["token_ids"][:max_tokens], top2=r["top2"][:max_tokens])
-                   for r in full["results"][:len(prompts)]]
+        results = [
+            dict(r, token_ids=r["token_ids"][:max_tokens], top2=r["top2"][:max_tokens])
+            for r in full["results"][: len(prompts)]
+        ]
         return dict(full, results=results)
 
     return get
 
 
-def generate(tmp: Path, model: Path, dtype: str, eager: bool, plugin: bool,
-             extra: dict | None = None, prompts=PROMPTS, max_tokens=24,
-             env: dict | None = None) -> dict:
+def generate(
+    tmp: Path,
+    model: Path,
+    dtype: str,
+    eager: bool,
+    plugin: bool,
+    extra: dict | None = None,
+    prompts=PROMPTS,
+    max_tokens=24,
+    env: dict | None = None,
+) -> dict:
     tag = f"{'forge' if plugin else 'builtin'}-{dtype}-{'eager' if eager else 'compiled'}"
     config = tmp / f"{tag}.json"
     out = tmp / f"{tag}.out.json"
     counts_dir = tmp / f"{tag}.counts"
     counts_dir.mkdir()
-    config.write_text(json.dumps(dict(
-        model=str(model), dtype=dtype, enforce_eager=eager, max_model_len=1024,
-        max_num_batched_tokens=128, max_tokens=max_tokens, prompts=list(prompts),
-        extra=extra or {})))
-    env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1",
-               VLLM_PLUGINS="forge" if plugin else "none",
-               FORGE_KERNEL_REPORT_DIR=str(counts_dir), **(env or {}))
-    proc = subprocess.run([sys.executable, str(GENERATE), str(config), str(out)], env=env,
-                          capture_output=True, text=True, timeout=900)
+    config.write_text(
+        json.dumps(
+            dict(
+                model=str(model),
+                dtype=dtype,
+                enforce_eager=eager,
+                max_model_len=1024,
+                max_num_batched_tokens=128,
+                max_tokens=max_tokens,
+                prompts=list(prompts),
+                extra=extra or {},
+            )
+        )
+    )
+    env = dict(
+        os.environ,
+        VLLM_CPU_KVCACHE_SPACE="1",
+        VLLM_PLUGINS="forge" if plugin else "none",
+        FORGE_KERNEL_REPORT_DIR=str(counts_dir),
+        **(env or {}),
+    )
+    proc = subprocess.run(
+        [sys.executable, str(GENERATE), str(config), str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, f"{tag} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
     result = json.loads(out.read_text())
     result["counts"] = report.collect(counts_dir)
@@ -100,14 +141,17 @@ def compare(ours: dict, builtin: dict, dtype: str) -> list[str]:
                 continue
             gap = b["top2"][step][0] - b["top2"][step][1]
             if dtype == "float32" or gap >= BF16_TIE:
-                problems.append(f"prompt {i} step {step}: token {x} vs builtin {y} "
-                                f"(builtin top-2 gap {gap:.4f})")
+                problems.append(
+                    f"prompt {i} step {step}: token {x} vs builtin {y} "
+                    f"(builtin top-2 gap {gap:.4f})"
+                )
             break  # after a (permitted) divergence the two continuations differ
     return problems
 
 
-@pytest.mark.parametrize("arch,dtype,eager", CASES,
-                         ids=[f"{a}-{d}-{'eager' if e else 'compiled'}" for a, d, e in CASES])
+@pytest.mark.parametrize(
+    "arch,dtype,eager", CASES, ids=[f"{a}-{d}-{'eager' if e else 'compiled'}" for a, d, e in CASES]
+)
 def test_matches_builtin_platform(models, builtin_runs, tmp_path, arch, dtype, eager):
     ours = generate(tmp_path, models[arch], dtype, eager, plugin=True)
     builtin = builtin_runs(models[arch], dtype, eager)
@@ -132,8 +176,14 @@ def test_matches_builtin_platform(models, builtin_runs, tmp_path, arch, dtype, e
 
 @pytest.mark.parametrize("backend,ours_serves", [("FORGE_ATTN", True), ("CPU_ATTN", False)])
 def test_attention_backend_is_selectable(models, builtin_runs, tmp_path, backend, ours_serves):
-    run = generate(tmp_path, models["llama"], "float32", True, plugin=True,
-                   extra={"attention_config": {"backend": backend}})
+    run = generate(
+        tmp_path,
+        models["llama"],
+        "float32",
+        True,
+        plugin=True,
+        extra={"attention_config": {"backend": backend}},
+    )
     assert run["platform"] == "ForgeCpuPlatform"
     served = run["counts"].get("native", {}).get("paged_attention", 0)
     assert (served > 0) == ours_serves, run["counts"]
@@ -151,8 +201,15 @@ PYTHON_PROVIDER_CASES = {
 @pytest.mark.parametrize("provider", list(PYTHON_PROVIDER_CASES))
 def test_python_providers_match_builtin_platform(models, builtin_runs, tmp_path, provider):
     case = PYTHON_PROVIDER_CASES[provider]
-    run = generate(tmp_path, models["llama"], "float32", True, plugin=True,
-                   env={"FORGE_KERNELS": provider, "TRITON_INTERPRET": "1"}, **case)
+    run = generate(
+        tmp_path,
+        models["llama"],
+        "float32",
+        True,
+        plugin=True,
+        env={"FORGE_KERNELS": provider, "TRITON_INTERPRET": "1"},
+        **case,
+    )
     assert run["platform"] == "ForgeCpuPlatform"
     served = run["counts"].get(provider, {})
     for op in WIRED_OPS:
@@ -167,9 +224,17 @@ def test_tensor_parallel_2_uses_our_all_reduce(models, builtin_runs, tmp_path):
     """Two CPU workers: the same greedy tokens as one (fp32), with our shared-memory
     all-reduce between them."""
     # vLLM's automatic thread binding wants a NUMA node per rank; bind one core each.
-    run = generate(tmp_path, models["llama"], "float32", True, plugin=True,
-                   extra={"tensor_parallel_size": 2}, prompts=PROMPTS[:4], max_tokens=12,
-                   env={"VLLM_CPU_OMP_THREADS_BIND": "0|1"})
+    run = generate(
+        tmp_path,
+        models["llama"],
+        "float32",
+        True,
+        plugin=True,
+        extra={"tensor_parallel_size": 2},
+        prompts=PROMPTS[:4],
+        max_tokens=12,
+        env={"VLLM_CPU_OMP_THREADS_BIND": "0|1"},
+    )
     assert run["platform"] == "ForgeCpuPlatform"
     native = run["counts"].get("native", {})
     assert native.get("shm_all_reduce", 0) > 0, run["counts"]

@@ -25,8 +25,15 @@ def model(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def builtin(model, tmp_path_factory):
-    run = generate(tmp_path_factory.mktemp("builtin"), model, "float32", True, plugin=False,
-                   prompts=PROMPTS, max_tokens=MAX_TOKENS)
+    run = generate(
+        tmp_path_factory.mktemp("builtin"),
+        model,
+        "float32",
+        True,
+        plugin=False,
+        prompts=PROMPTS,
+        max_tokens=MAX_TOKENS,
+    )
     assert run["platform"] == "CpuPlatform"
     assert not run["counts"]
     return run
@@ -34,8 +41,9 @@ def builtin(model, tmp_path_factory):
 
 @pytest.mark.parametrize("eager", [True, False], ids=["eager", "compiled"])
 def test_moe_routing_matches_builtin_platform(model, builtin, tmp_path, eager):
-    ours = generate(tmp_path, model, "float32", eager, plugin=True, prompts=PROMPTS,
-                    max_tokens=MAX_TOKENS)
+    ours = generate(
+        tmp_path, model, "float32", eager, plugin=True, prompts=PROMPTS, max_tokens=MAX_TOKENS
+    )
     assert ours["platform"] == "ForgeCpuPlatform"
     native = ours["counts"].get("native", {})
     # Every MoE layer routed through our kernel in every forward pass (at least one

@@ -30,6 +30,7 @@ class Case:
 class Broken:
     """A case made invalid in one way: the argument broken and text that the error must
     contain (the offending value, as the native op prints it)."""
+
     case: Case
     arg: str
     value: str
@@ -48,18 +49,24 @@ def assert_same_nonfinite(got: torch.Tensor, ref: torch.Tensor, what: str) -> to
     bad_got, bad_ref = ~torch.isfinite(got), ~torch.isfinite(ref)
     if not torch.equal(bad_got, bad_ref):
         diff = (bad_got != bad_ref).nonzero()[:5].tolist()
-        raise AssertionError(f"{what}: non-finite at other positions than the reference's, "
-                             f"e.g. at {diff}: got {[got[tuple(i)].item() for i in diff]}, "
-                             f"reference {[ref[tuple(i)].item() for i in diff]}")
+        raise AssertionError(
+            f"{what}: non-finite at other positions than the reference's, "
+            f"e.g. at {diff}: got {[got[tuple(i)].item() for i in diff]}, "
+            f"reference {[ref[tuple(i)].item() for i in diff]}"
+        )
     return ~bad_ref
 
 
-def assert_same_nonfinite_and_close(got: torch.Tensor, ref: torch.Tensor, what: str,
-                                    tolerance: dict) -> None:
+def assert_same_nonfinite_and_close(
+    got: torch.Tensor, ref: torch.Tensor, what: str, tolerance: dict
+) -> None:
     finite = assert_same_nonfinite(got, ref, what)
-    torch.testing.assert_close(got.float().masked_fill(~finite, 0),
-                               ref.float().masked_fill(~finite, 0),
-                               msg=lambda m: f"{what}: {m}", **tolerance)
+    torch.testing.assert_close(
+        got.float().masked_fill(~finite, 0),
+        ref.float().masked_fill(~finite, 0),
+        msg=lambda m: f"{what}: {m}",
+        **tolerance,
+    )
 
 
 def assert_untouched_outside(view: torch.Tensor, what: str) -> None:
@@ -69,8 +76,9 @@ def assert_untouched_outside(view: torch.Tensor, what: str) -> None:
         return
     base = view._base
     outside = torch.ones(base.shape, dtype=torch.bool)
-    outside.as_strided(view.shape, view.stride(),
-                       view.storage_offset() - base.storage_offset()).fill_(False)
+    outside.as_strided(
+        view.shape, view.stride(), view.storage_offset() - base.storage_offset()
+    ).fill_(False)
     assert base[outside].isnan().all(), f"{what}: written outside its view"
 
 
@@ -121,4 +129,5 @@ def assert_rejected_alike(broken: Broken) -> None:
         assert got == native, f"{provider} answered {got}, native {native}, for {broken!r}"
     assert message.startswith(f"{broken.case.op}: "), message
     assert broken.arg in message and broken.value in message, (
-        f"the message does not name {broken.arg!r} and {broken.value!r}: {message}")
+        f"the message does not name {broken.arg!r} and {broken.value!r}: {message}"
+    )

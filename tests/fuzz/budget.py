@@ -17,7 +17,11 @@ from hypothesis import HealthCheck, given, seed, settings
 
 PROFILE = "forge-fuzz"
 settings.register_profile(
-    PROFILE, derandomize=True, deadline=None, database=None, print_blob=True,
+    PROFILE,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    print_blob=True,
     # Tensor cases are few and big by design; the interpreter is slow by nature.
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

@@ -2,7 +2,7 @@
 must then contain (the offending value, as the native op prints it). An op's test file
 lists the ones that apply to it, generic ones made here plus its own."""
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from hypothesis import assume
@@ -12,13 +12,29 @@ from tests.fuzz.agreement import Broken, Case
 
 # As c10 prints them (the native messages' words); the tests' own table, not the one
 # under test in vllm_forge.ops.checks.
-C10_NAMES = {torch.float32: "Float", torch.bfloat16: "BFloat16", torch.float16: "Half",
-             torch.float64: "Double", torch.int8: "Char", torch.uint8: "Byte",
-             torch.int16: "Short", torch.int32: "Int", torch.int64: "Long", torch.bool: "Bool",
-             torch.complex64: "ComplexFloat"}
+C10_NAMES = {
+    torch.float32: "Float",
+    torch.bfloat16: "BFloat16",
+    torch.float16: "Half",
+    torch.float64: "Double",
+    torch.int8: "Char",
+    torch.uint8: "Byte",
+    torch.int16: "Short",
+    torch.int32: "Int",
+    torch.int64: "Long",
+    torch.bool: "Bool",
+    torch.complex64: "ComplexFloat",
+}
 ANY_DTYPES = tuple(C10_NAMES)
-NON_FLOAT_DTYPES = (torch.float64, torch.int8, torch.uint8, torch.int32, torch.int64,
-                    torch.bool, torch.complex64)
+NON_FLOAT_DTYPES = (
+    torch.float64,
+    torch.int8,
+    torch.uint8,
+    torch.int32,
+    torch.int64,
+    torch.bool,
+    torch.complex64,
+)
 
 Mutation = Callable  # (draw, Case) -> Broken
 
@@ -33,9 +49,11 @@ def strides_text(t: torch.Tensor) -> str:
 
 def broken_cases(valid: st.SearchStrategy, mutation: Mutation) -> st.SearchStrategy:
     """A valid case broken by `mutation`."""
+
     @st.composite
     def draw_broken(draw):
         return mutation(draw, draw(valid))
+
     return draw_broken()
 
 
@@ -51,6 +69,7 @@ def wrong_dtype(i: int, name: str, dtypes=ANY_DTYPES) -> Mutation:
         dtype = draw(st.sampled_from([d for d in dtypes if d != t.dtype]))
         case.args[i] = t.to(dtype)
         return Broken(case, name, C10_NAMES[dtype], f"{name} to {dtype}")
+
     return mutate
 
 
@@ -65,16 +84,19 @@ def strided_last_dim(i: int, name: str) -> Mutation:
         assume(t.dim() >= 1 and t.shape[-1] > 1)
         case.args[i] = t = _every_other(t)
         return Broken(case, name, strides_text(t), f"{name} with last stride 2")
+
     return mutate
 
 
 def non_contiguous(i: int, name: str) -> Mutation:
     """For tensors that must be contiguous, not only in their last dimension."""
+
     def mutate(draw, case):
         t = _tensor(case, i)
         assume(t.numel() > 1)
         case.args[i] = t = _every_other(t)
         return Broken(case, name, strides_text(t), f"{name} not contiguous")
+
     return mutate
 
 
@@ -82,20 +104,24 @@ def on_meta(i: int, name: str) -> Mutation:
     def mutate(draw, case):
         case.args[i] = _tensor(case, i).to("meta")
         return Broken(case, name, "meta", f"{name} on meta")
+
     return mutate
 
 
 def extra_leading_dim(i: int, name: str, value: Callable = shape_text) -> Mutation:
     """One more dimension, of size 2 (a size 1 might leave the call valid)."""
+
     def mutate(draw, case):
         t = _tensor(case, i)
         case.args[i] = t = torch.stack([t, t])
         return Broken(case, name, value(t), f"{name} with a leading dimension")
+
     return mutate
 
 
 def resized(i: int, name: str, dim: int, value: Callable = shape_text) -> Mutation:
     """Dimension `dim` one longer or (when it has one) one shorter."""
+
     def mutate(draw, case):
         t = _tensor(case, i)
         assume(-t.dim() <= dim < t.dim())
@@ -108,15 +134,18 @@ def resized(i: int, name: str, dim: int, value: Callable = shape_text) -> Mutati
             t = t.contiguous() if case.args[i].is_contiguous() else t
         case.args[i] = t
         return Broken(case, name, value(t), f"{name} size({dim}) changed")
+
     return mutate
 
 
 def bad_scalar(i: int, name: str, values) -> Mutation:
     """values: (value, how the native op prints it)."""
+
     def mutate(draw, case):
         value, text = draw(st.sampled_from(values))
         case.args[i] = value
         return Broken(case, name, text, f"{name} = {value!r}")
+
     return mutate
 
 
@@ -128,5 +157,10 @@ def set_element(case: Case, i: int, index, value) -> torch.Tensor:
     return t
 
 
-NEGATIVE_OR_NAN = [(-1.0, "-1"), (float("nan"), "nan"), (-1e-3, "-0.001"),
-                   (float("inf"), "inf"), (float("-inf"), "-inf")]
+NEGATIVE_OR_NAN = [
+    (-1.0, "-1"),
+    (float("nan"), "nan"),
+    (-1e-3, "-0.001"),
+    (float("inf"), "inf"),
+    (float("-inf"), "-inf"),
+]

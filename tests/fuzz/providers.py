@@ -13,8 +13,9 @@ import torch
 from vllm_forge.ops import TRITON_MODULES, reference
 
 # Without Triton installed there is no Triton provider to compare.
-PROVIDERS = ("native", "triton", "torch") if importlib.util.find_spec("triton") else (
-    "native", "torch")
+PROVIDERS = (
+    ("native", "triton", "torch") if importlib.util.find_spec("triton") else ("native", "torch")
+)
 # Through the dispatcher a meta tensor anywhere routes a call to the fake (meta) kernel,
 # which checks nothing; bad-input cases go straight to the CPU kernel, as
 # tests/kernels/test_bad_inputs.py does.

@@ -30,16 +30,22 @@ def gated_cases(draw, op, small=False, nonfinite=False):
 @pytest.mark.parametrize("op", OPS)
 @pytest.mark.parametrize("provider", VALID)
 def test_matches_reference(op, provider):
-    fuzz(gated_cases(op, small=provider == "triton"),
-         lambda case: assert_agrees_with_reference(provider, case), VALID[provider])
+    fuzz(
+        gated_cases(op, small=provider == "triton"),
+        lambda case: assert_agrees_with_reference(provider, case),
+        VALID[provider],
+    )
 
 
 @NUMPY_NONFINITE_WARNINGS
 @pytest.mark.parametrize("op", OPS)
 @pytest.mark.parametrize("provider", NONFINITE)
 def test_nonfinite_like_reference(op, provider):
-    fuzz(gated_cases(op, small=provider == "triton", nonfinite=True),
-         lambda case: assert_agrees_with_reference(provider, case), NONFINITE[provider])
+    fuzz(
+        gated_cases(op, small=provider == "triton", nonfinite=True),
+        lambda case: assert_agrees_with_reference(provider, case),
+        NONFINITE[provider],
+    )
 
 
 def odd_width(draw, case):
@@ -61,19 +67,27 @@ MUTATIONS = {
     "out rank": mut.extra_leading_dim(0, "out"),
     # The message names the out shape that input asks for.
     "input rank": mut.extra_leading_dim(
-        1, "input", lambda x: str(list(x.shape[:-1]) + [x.shape[-1] // 2])),
+        1, "input", lambda x: str(list(x.shape[:-1]) + [x.shape[-1] // 2])
+    ),
     "odd width": odd_width,
     "out stride": mut.strided_last_dim(0, "out"),
     "input stride": mut.strided_last_dim(1, "input"),
     "out meta": mut.on_meta(0, "out"),
     "0-dim input": scalar_input,
 }
-GELU_MUTATIONS = {**MUTATIONS, "approximate": mut.bad_scalar(
-    2, "approximate", [("fast", "'fast'"), ("", "''"), ("None", "'None'"), ("TANH", "'TANH'")])}
+GELU_MUTATIONS = {
+    **MUTATIONS,
+    "approximate": mut.bad_scalar(
+        2, "approximate", [("fast", "'fast'"), ("", "''"), ("None", "'None'"), ("TANH", "'TANH'")]
+    ),
+}
 
 
-@pytest.mark.parametrize("op,how", [("silu_and_mul", how) for how in MUTATIONS]
-                         + [("gelu_and_mul", how) for how in GELU_MUTATIONS])
+@pytest.mark.parametrize(
+    "op,how",
+    [("silu_and_mul", how) for how in MUTATIONS]
+    + [("gelu_and_mul", how) for how in GELU_MUTATIONS],
+)
 def test_rejects_bad_input_alike(op, how):
     mutations = GELU_MUTATIONS if op == "gelu_and_mul" else MUTATIONS
     fuzz(mut.broken_cases(gated_cases(op), mutations[how]), assert_rejected_alike, INVALID)

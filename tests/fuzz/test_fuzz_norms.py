@@ -27,8 +27,9 @@ def shapes(draw, small: bool):
 def rms_norm_cases(draw, small=False, nonfinite=False):
     m = Maker(draw(seeds), nonfinite=draw(st.integers(1, 3)) if nonfinite else 0)
     dtype, shape = draw(float_dtypes), draw(shapes(small))
-    x = m.input(shape, dtype, draw(st.sampled_from(INPUT_LAYOUTS)),
-                scale=draw(st.sampled_from([1, 30])))
+    x = m.input(
+        shape, dtype, draw(st.sampled_from(INPUT_LAYOUTS)), scale=draw(st.sampled_from([1, 30]))
+    )
     weight = m.input(shape[-1:], dtype) if draw(st.booleans()) else None
     out = m.output(shape, dtype, draw(st.sampled_from(OUTPUT_LAYOUTS)))
     return Case("rms_norm", [out, x, weight, draw(EPSILONS)], outputs=(0,))
@@ -51,20 +52,27 @@ CASES = {"rms_norm": rms_norm_cases, "fused_add_rms_norm": fused_add_rms_norm_ca
 @pytest.mark.parametrize("op", CASES)
 @pytest.mark.parametrize("provider", VALID)
 def test_matches_reference(op, provider):
-    fuzz(CASES[op](small=provider == "triton"),
-         lambda case: assert_agrees_with_reference(provider, case), VALID[provider])
+    fuzz(
+        CASES[op](small=provider == "triton"),
+        lambda case: assert_agrees_with_reference(provider, case),
+        VALID[provider],
+    )
 
 
 @NUMPY_NONFINITE_WARNINGS
 @pytest.mark.parametrize("op", CASES)
 @pytest.mark.parametrize("provider", NONFINITE)
 def test_nonfinite_like_reference(op, provider):
-    fuzz(CASES[op](small=provider == "triton", nonfinite=True),
-         lambda case: assert_agrees_with_reference(provider, case), NONFINITE[provider])
+    fuzz(
+        CASES[op](small=provider == "triton", nonfinite=True),
+        lambda case: assert_agrees_with_reference(provider, case),
+        NONFINITE[provider],
+    )
 
 
 def three_level_rows(i: int, name: str):
     """A 4-D view padded in two leading dimensions: three levels of row strides."""
+
     def mutate(draw, case):
         t = case.args[i]
         buffer = torch.zeros(2 + 1, 3 + 1, 2 + 1, t.shape[-1], dtype=t.dtype)
@@ -73,6 +81,7 @@ def three_level_rows(i: int, name: str):
         other = 1 - i  # the call's other tensor (out, residual), contiguous, same shape
         case.args[other] = torch.zeros(view.shape, dtype=case.args[other].dtype)
         return Broken(case, name, mut.shape_text(view), f"{name} with three row levels")
+
     return mutate
 
 
@@ -121,8 +130,10 @@ def _norm_mutations(other: tuple[int, str], main: tuple[int, str]) -> dict:
 
 MUTATIONS = {
     "rms_norm": _norm_mutations(other=(0, "out"), main=(1, "input")),
-    "fused_add_rms_norm": {**_norm_mutations(other=(1, "residual"), main=(0, "input")),
-                           "overlap": shared_memory},
+    "fused_add_rms_norm": {
+        **_norm_mutations(other=(1, "residual"), main=(0, "input")),
+        "overlap": shared_memory,
+    },
 }
 
 

@@ -42,10 +42,18 @@ def attention_cases(draw, small=False, nonfinite=False):
     block_size = draw(st.sampled_from([16, 32, 48]))
     window = draw(st.sampled_from([-1, -1, 1, 5, 33]))
     layout = draw(st.sampled_from(["vllm", "separate"]))
-    b = make_paged_batch(draw(sequences(small)), num_heads=kv_heads * group,
-                         num_kv_heads=kv_heads, head_size=head_size, block_size=block_size,
-                         dtype=dtype, strided_query=draw(st.booleans()), sliding_window=window,
-                         seed=m.choice(2**31), kv_layout=layout)
+    b = make_paged_batch(
+        draw(sequences(small)),
+        num_heads=kv_heads * group,
+        num_kv_heads=kv_heads,
+        head_size=head_size,
+        block_size=block_size,
+        dtype=dtype,
+        strided_query=draw(st.booleans()),
+        sliding_window=window,
+        seed=m.choice(2**31),
+        kv_layout=layout,
+    )
     # Not into value_cache: see test_value_beyond_the_causal_mask_stays_out.
     for t in (b.query, b.key_cache):
         m.plant_nonfinite(t)
@@ -61,40 +69,57 @@ def empty_attention_cases(draw):
     dtype = draw(float_dtypes)
     cache = torch.zeros(2, 1, 16, 32, dtype=dtype)
     q = torch.empty(0, 2, 32, dtype=dtype)
-    args = [q.clone(), q, cache.transpose(2, 3).contiguous().transpose(2, 3), cache.clone(),
-            torch.zeros(1, dtype=torch.int32), torch.zeros(0, dtype=torch.int32),
-            torch.zeros(0, draw(st.integers(0, 3)), dtype=torch.int32), 0.1, -1, 0.0]
+    args = [
+        q.clone(),
+        q,
+        cache.transpose(2, 3).contiguous().transpose(2, 3),
+        cache.clone(),
+        torch.zeros(1, dtype=torch.int32),
+        torch.zeros(0, dtype=torch.int32),
+        torch.zeros(0, draw(st.integers(0, 3)), dtype=torch.int32),
+        0.1,
+        -1,
+        0.0,
+    ]
     return Case("paged_attention", args, outputs=(0,))
 
 
 @pytest.mark.parametrize("provider", VALID)
 def test_matches_reference(provider):
     cases = attention_cases(small=provider == "triton") | empty_attention_cases()
-    fuzz(cases, lambda case: assert_agrees_with_reference(provider, case),
-         ATTENTION_VALID[provider])
+    fuzz(
+        cases, lambda case: assert_agrees_with_reference(provider, case), ATTENTION_VALID[provider]
+    )
 
 
 @NUMPY_NONFINITE_WARNINGS
 @pytest.mark.parametrize("provider", NONFINITE)
 def test_nonfinite_like_reference(provider):
-    fuzz(attention_cases(small=provider == "triton", nonfinite=True),
-         lambda case: assert_agrees_with_reference(provider, case),
-         ATTENTION_NONFINITE[provider])
+    fuzz(
+        attention_cases(small=provider == "triton", nonfinite=True),
+        lambda case: assert_agrees_with_reference(provider, case),
+        ATTENTION_NONFINITE[provider],
+    )
 
 
 @NUMPY_NONFINITE_WARNINGS
-@pytest.mark.xfail(strict=True, reason="native and Triton multiply a whole tile of values by "
-                   "the probabilities, masked ones 0, so an inf value leaks into earlier "
-                   "queries' outputs as 0 * inf = NaN (reported; the reference keeps it out)")
+@pytest.mark.xfail(
+    strict=True,
+    reason="native and Triton multiply a whole tile of values by "
+    "the probabilities, masked ones 0, so an inf value leaks into earlier "
+    "queries' outputs as 0 * inf = NaN (reported; the reference keeps it out)",
+)
 @pytest.mark.parametrize("provider", ["native", "triton"])
 def test_value_beyond_the_causal_mask_stays_out(provider):
     """A prefill of 5 tokens; an inf in the value of token 3 may reach tokens 3 and 4 only."""
-    b = make_paged_batch([(5, 5)], num_heads=1, num_kv_heads=1, head_size=32, block_size=16,
-                         dtype=torch.float32)
+    b = make_paged_batch(
+        [(5, 5)], num_heads=1, num_kv_heads=1, head_size=32, block_size=16, dtype=torch.float32
+    )
     b.value_cache[int(b.block_table[0, 0]), 0, 3, 2] = float("inf")
     out = torch.zeros_like(b.query)
-    assert_agrees_with_reference(provider, Case("paged_attention", list(b.args(out, 0.2)),
-                                                outputs=(0,)))
+    assert_agrees_with_reference(
+        provider, Case("paged_attention", list(b.args(out, 0.2)), outputs=(0,))
+    )
 
 
 # Positions of the arguments.
@@ -103,8 +128,12 @@ SCALE, WINDOW, SOFTCAP = 7, 8, 9
 
 
 def metadata(case):
-    return (case.args[QSL].tolist(), case.args[SEQ_LENS].tolist(), case.args[BLOCK_TABLE],
-            case.args[KEY_CACHE].shape[2])
+    return (
+        case.args[QSL].tolist(),
+        case.args[SEQ_LENS].tolist(),
+        case.args[BLOCK_TABLE],
+        case.args[KEY_CACHE].shape[2],
+    )
 
 
 def qsl_first(draw, case):
@@ -124,8 +153,12 @@ def qsl_decreasing(draw, case):
     assume(len(qsl) >= 3)
     j = draw(st.integers(1, len(qsl) - 2))
     mut.set_element(case, QSL, j, qsl[j - 1] - 1)
-    return Broken(case, "query_start_loc", f"query_start_loc[{j - 1}] = {qsl[j - 1]} > "
-                  f"query_start_loc[{j}] = {qsl[j - 1] - 1}", "query_start_loc decreasing")
+    return Broken(
+        case,
+        "query_start_loc",
+        f"query_start_loc[{j - 1}] = {qsl[j - 1]} > query_start_loc[{j}] = {qsl[j - 1] - 1}",
+        "query_start_loc decreasing",
+    )
 
 
 def seq_len_short(draw, case):
@@ -216,10 +249,13 @@ def keys_not_transposed(draw, case):
     return Broken(case, "key_cache", mut.strides_text(k), "keys not transposed")
 
 
-FLOATS_NOT_POSITIVE = [(0.0, "got 0"), (-1.0, "got -1"), (float("nan"), "got nan"),
-                       (float("inf"), "got inf")]
-TENSORS = ["out", "query", "key_cache", "value_cache", "query_start_loc", "seq_lens",
-           "block_table"]
+FLOATS_NOT_POSITIVE = [
+    (0.0, "got 0"),
+    (-1.0, "got -1"),
+    (float("nan"), "got nan"),
+    (float("inf"), "got inf"),
+]
+TENSORS = ["out", "query", "key_cache", "value_cache", "query_start_loc", "seq_lens", "block_table"]
 MUTATIONS = {
     **{f"{name} rank": mut.extra_leading_dim(i, name) for i, name in enumerate(TENSORS)},
     # Not query on meta: see README.md.
@@ -248,10 +284,14 @@ MUTATIONS = {
     "seq_lens strides": mut.non_contiguous(SEQ_LENS, "seq_lens"),
     "block_table stride": mut.strided_last_dim(BLOCK_TABLE, "block_table"),
     "scale": mut.bad_scalar(SCALE, "scale", FLOATS_NOT_POSITIVE),
-    "softcap": mut.bad_scalar(SOFTCAP, "softcap", [(-2.0, "got -2"), (float("inf"), "got inf"),
-                                                   (float("nan"), "got nan")]),
-    "sliding_window": mut.bad_scalar(WINDOW, "sliding_window", [
-        (0, "got 0"), (-2, "got -2"), (2**40, "too large: 1099511627776")]),
+    "softcap": mut.bad_scalar(
+        SOFTCAP, "softcap", [(-2.0, "got -2"), (float("inf"), "got inf"), (float("nan"), "got nan")]
+    ),
+    "sliding_window": mut.bad_scalar(
+        WINDOW,
+        "sliding_window",
+        [(0, "got 0"), (-2, "got -2"), (2**40, "too large: 1099511627776")],
+    ),
     "query_start_loc[0]": qsl_first,
     "query_start_loc[-1]": qsl_last,
     "query_start_loc decreasing": qsl_decreasing,
@@ -263,5 +303,8 @@ MUTATIONS = {
 
 @pytest.mark.parametrize("how", MUTATIONS)
 def test_rejects_bad_input_alike(how):
-    fuzz(mut.broken_cases(attention_cases(small=True), MUTATIONS[how]), assert_rejected_alike,
-         INVALID)
+    fuzz(
+        mut.broken_cases(attention_cases(small=True), MUTATIONS[how]),
+        assert_rejected_alike,
+        INVALID,
+    )

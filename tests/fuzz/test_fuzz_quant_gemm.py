@@ -8,8 +8,14 @@ from hypothesis import assume
 from hypothesis import strategies as st
 
 from tests.fuzz import mutations as mut
-from tests.fuzz.agreement import (Broken, Case, assert_rejected_alike, assert_same_nonfinite,
-                                  assert_untouched_padding, run_with_reference)
+from tests.fuzz.agreement import (
+    Broken,
+    Case,
+    assert_rejected_alike,
+    assert_same_nonfinite,
+    assert_untouched_padding,
+    run_with_reference,
+)
 from tests.fuzz.budget import INVALID, NONFINITE, NUMPY_NONFINITE_WARNINGS, VALID, fuzz
 from tests.fuzz.tensors import INPUT_LAYOUTS, OUTPUT_LAYOUTS, Maker, float_dtypes, seeds
 from tests.utils import quantized_weight
@@ -52,9 +58,16 @@ def quant_cases(draw, small=False, nonfinite=False):
     n = draw(st.integers(0, 40 if small else 100))
     k = draw(st.sampled_from([0, 16, 32, 33, 100, 256]) | st.integers(1, 160 if small else 600))
     with_mins = draw(st.booleans())
-    qweight, scales, mins = weight(m, n, k, bits, group, with_mins,
-                                   draw(st.sampled_from([torch.float16, torch.float32])),
-                                   padded_rows=draw(st.booleans()))
+    qweight, scales, mins = weight(
+        m,
+        n,
+        k,
+        bits,
+        group,
+        with_mins,
+        draw(st.sampled_from([torch.float16, torch.float32])),
+        padded_rows=draw(st.booleans()),
+    )
     x = m.input([rows, k], dtype, draw(st.sampled_from(INPUT_LAYOUTS)), scale=2)
     bias = m.input([n], dtype) if draw(st.booleans()) else None
     out = m.output([rows, n], dtype, draw(st.sampled_from(OUTPUT_LAYOUTS)))
@@ -75,20 +88,27 @@ def assert_quant_agrees(provider: str, case: Case) -> None:
     err = (out.float() - ref[OUT].float()).abs()[finite]
     bound = REL_TOL[x.dtype] * size[finite] + torch.finfo(x.dtype).tiny
     assert (err <= bound).all(), (
-        f"{provider} quant_gemm: max err {err.max():.3g}, worst ratio {(err / bound).max():.3g}")
+        f"{provider} quant_gemm: max err {err.max():.3g}, worst ratio {(err / bound).max():.3g}"
+    )
 
 
 @pytest.mark.parametrize("provider", VALID)
 def test_matches_reference(provider):
-    fuzz(quant_cases(small=provider == "triton"),
-         lambda case: assert_quant_agrees(provider, case), VALID[provider])
+    fuzz(
+        quant_cases(small=provider == "triton"),
+        lambda case: assert_quant_agrees(provider, case),
+        VALID[provider],
+    )
 
 
 @NUMPY_NONFINITE_WARNINGS
 @pytest.mark.parametrize("provider", NONFINITE)
 def test_nonfinite_like_reference(provider):
-    fuzz(quant_cases(small=provider == "triton", nonfinite=True),
-         lambda case: assert_quant_agrees(provider, case), NONFINITE[provider])
+    fuzz(
+        quant_cases(small=provider == "triton", nonfinite=True),
+        lambda case: assert_quant_agrees(provider, case),
+        NONFINITE[provider],
+    )
 
 
 def wrong_packing(draw, case):
@@ -131,6 +151,7 @@ def with_mins(mutation):
         if case.args[MINS] is None:
             case.args[MINS] = torch.zeros_like(case.args[SCALES])
         return mutation(draw, case)
+
     return mutate
 
 
@@ -139,18 +160,22 @@ def with_bias(mutation):
         if case.args[BIAS] is None:
             case.args[BIAS] = torch.zeros(case.args[QWEIGHT].shape[0], dtype=case.args[X].dtype)
         return mutation(draw, case)
+
     return mutate
 
 
 MUTATIONS = {
     "bits": mut.bad_scalar(BITS, "bits", [(3, "got 3"), (0, "got 0"), (16, "got 16")]),
-    "group_size": mut.bad_scalar(GROUP, "group_size", [(48, "got 48"), (8, "got 8"),
-                                                       (512, "got 512"), (0, "got 0")]),
+    "group_size": mut.bad_scalar(
+        GROUP, "group_size", [(48, "got 48"), (8, "got 8"), (512, "got 512"), (0, "got 0")]
+    ),
     "x rank": mut.extra_leading_dim(X, "x"),
     "x dtype": mut.wrong_dtype(X, "x", mut.NON_FLOAT_DTYPES),
     "x stride": mut.strided_last_dim(X, "x"),
-    **{f"{name} meta": mut.on_meta(i, name) for i, name in
-       [(OUT, "out"), (QWEIGHT, "qweight"), (SCALES, "scales")]},
+    **{
+        f"{name} meta": mut.on_meta(i, name)
+        for i, name in [(OUT, "out"), (QWEIGHT, "qweight"), (SCALES, "scales")]
+    },
     "mins meta": with_mins(mut.on_meta(MINS, "mins")),
     "bias meta": with_bias(mut.on_meta(BIAS, "bias")),
     "qweight rank": mut.extra_leading_dim(QWEIGHT, "qweight"),

@@ -41,8 +41,9 @@ def cache_cases(draw, small=False, nonfinite=False):
     head_size = draw(st.integers(1, 48) | st.sampled_from([64, 128, 256]))
     block_size = draw(st.integers(1, 20) | st.sampled_from([16, 32]))
     blocks = draw(st.integers(1, 4)) + tokens // block_size
-    key_cache, value_cache = caches(draw(st.sampled_from(CACHE_LAYOUTS)),
-                                    (blocks, heads, block_size, head_size), dtype)
+    key_cache, value_cache = caches(
+        draw(st.sampled_from(CACHE_LAYOUTS)), (blocks, heads, block_size, head_size), dtype
+    )
     q_heads = draw(st.integers(0, 3))
     if draw(st.booleans()):  # k and v as slices of one packed qkv row
         qkv = m.input([tokens, (q_heads + 2 * heads) * head_size], dtype)
@@ -61,15 +62,21 @@ def cache_cases(draw, small=False, nonfinite=False):
 
 @pytest.mark.parametrize("provider", VALID)
 def test_matches_reference(provider):
-    fuzz(cache_cases(small=provider == "triton"),
-         lambda case: assert_agrees_with_reference(provider, case), VALID[provider])
+    fuzz(
+        cache_cases(small=provider == "triton"),
+        lambda case: assert_agrees_with_reference(provider, case),
+        VALID[provider],
+    )
 
 
 @NUMPY_NONFINITE_WARNINGS
 @pytest.mark.parametrize("provider", NONFINITE)
 def test_nonfinite_like_reference(provider):
-    fuzz(cache_cases(small=provider == "triton", nonfinite=True),
-         lambda case: assert_agrees_with_reference(provider, case), NONFINITE[provider])
+    fuzz(
+        cache_cases(small=provider == "triton", nonfinite=True),
+        lambda case: assert_agrees_with_reference(provider, case),
+        NONFINITE[provider],
+    )
 
 
 def slot_out_of_range(draw, case):
@@ -79,20 +86,27 @@ def slot_out_of_range(draw, case):
     i = draw(st.integers(0, slots.numel() - 1))
     value = draw(st.sampled_from([num_slots, num_slots + 1, 2**40]))
     mut.set_element(case, 4, i, value)
-    return Broken(case, "slot_mapping", f"slot_mapping[{i}] = {value} is out of range",
-                  "slot out of range")
+    return Broken(
+        case, "slot_mapping", f"slot_mapping[{i}] = {value} is out of range", "slot out of range"
+    )
 
 
 def other_heads(dim: int, what: str):
     """key and value with one more head (dim 1) or one more element per head (dim 2)."""
+
     def mutate(draw, case):
         key = case.args[2]
         shape = list(key.shape)
         shape[dim] += 1
         case.args[2] = torch.zeros(shape, dtype=key.dtype)
         case.args[3] = torch.zeros(shape, dtype=key.dtype)
-        return Broken(case, f"key_cache.size({2 * dim - 1})", f"must be {shape[dim]} ({what})",
-                      f"key/value {what} + 1")
+        return Broken(
+            case,
+            f"key_cache.size({2 * dim - 1})",
+            f"must be {shape[dim]} ({what})",
+            f"key/value {what} + 1",
+        )
+
     return mutate
 
 

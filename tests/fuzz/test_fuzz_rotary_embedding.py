@@ -23,10 +23,11 @@ def rotary_cases(draw, small=False, nonfinite=False):
     heads, kv_heads = draw(st.integers(0, 4)), draw(st.integers(0, 2))
     three_d = draw(st.booleans())
     # q and k are slices of one packed qkv row, as vLLM passes them.
-    qkv = m.input([tokens, (heads + 2 * kv_heads) * head_size + draw(st.integers(0, 3))], dtype,
-                  scale=3)
-    query = qkv[:, :heads * head_size]
-    key = qkv[:, heads * head_size:(heads + kv_heads) * head_size]
+    qkv = m.input(
+        [tokens, (heads + 2 * kv_heads) * head_size + draw(st.integers(0, 3))], dtype, scale=3
+    )
+    query = qkv[:, : heads * head_size]
+    key = qkv[:, heads * head_size : (heads + kv_heads) * head_size]
     if three_d:
         query = query.view(tokens, heads, head_size)
         key = key.view(tokens, kv_heads, head_size)
@@ -44,15 +45,21 @@ def rotary_cases(draw, small=False, nonfinite=False):
 
 @pytest.mark.parametrize("provider", VALID)
 def test_matches_reference(provider):
-    fuzz(rotary_cases(small=provider == "triton"),
-         lambda case: assert_agrees_with_reference(provider, case), VALID[provider])
+    fuzz(
+        rotary_cases(small=provider == "triton"),
+        lambda case: assert_agrees_with_reference(provider, case),
+        VALID[provider],
+    )
 
 
 @NUMPY_NONFINITE_WARNINGS
 @pytest.mark.parametrize("provider", NONFINITE)
 def test_nonfinite_like_reference(provider):
-    fuzz(rotary_cases(small=provider == "triton", nonfinite=True),
-         lambda case: assert_agrees_with_reference(provider, case), NONFINITE[provider])
+    fuzz(
+        rotary_cases(small=provider == "triton", nonfinite=True),
+        lambda case: assert_agrees_with_reference(provider, case),
+        NONFINITE[provider],
+    )
 
 
 def position_out_of_range(draw, case):
@@ -81,6 +88,7 @@ def resized_query(dim: int):
     def mutate(draw, case):
         broken = mut.resized(1, "query", dim)(draw, case)
         return Broken(case, "query", str(case.args[1].shape[dim]), broken.how)
+
     return mutate
 
 

@@ -22,8 +22,12 @@ def softmax_cases(draw, op, small=False, nonfinite=False):
     cols = draw(st.integers(1, 100) | st.sampled_from([16, 64, 1000, 2048 + 5]))
     if rows == 0 and draw(st.booleans()):
         cols = 0  # no rows, no columns: legal
-    x = m.input([rows, cols], dtype, draw(st.sampled_from(INPUT_LAYOUTS)),
-                scale=draw(st.sampled_from([1, 5, 50])))
+    x = m.input(
+        [rows, cols],
+        dtype,
+        draw(st.sampled_from(INPUT_LAYOUTS)),
+        scale=draw(st.sampled_from([1, 5, 50])),
+    )
     out = m.output([rows, cols], dtype, draw(st.sampled_from(OUTPUT_LAYOUTS)))
     # Temperatures are never poisoned: a non-finite one is a bad input.
     temperature = (torch.rand(rows, generator=m.gen) * 3 + 0.05) if draw(st.booleans()) else None
@@ -43,24 +47,32 @@ def fp32_tolerance(x, temperature):
 @pytest.mark.parametrize("op", OPS)
 @pytest.mark.parametrize("provider", VALID)
 def test_matches_reference(op, provider):
-    fuzz(softmax_cases(op, small=provider == "triton"),
-         lambda case: assert_agrees_with_reference(provider, case), VALID[provider])
+    fuzz(
+        softmax_cases(op, small=provider == "triton"),
+        lambda case: assert_agrees_with_reference(provider, case),
+        VALID[provider],
+    )
 
 
 @NUMPY_NONFINITE_WARNINGS
 @pytest.mark.parametrize("op", OPS)
 @pytest.mark.parametrize("provider", NONFINITE)
 def test_nonfinite_like_reference(op, provider):
-    fuzz(softmax_cases(op, small=provider == "triton", nonfinite=True),
-         lambda case: assert_agrees_with_reference(provider, case), NONFINITE[provider])
+    fuzz(
+        softmax_cases(op, small=provider == "triton", nonfinite=True),
+        lambda case: assert_agrees_with_reference(provider, case),
+        NONFINITE[provider],
+    )
 
 
 def with_temperature(mutation):
     """mutation applied to a temperature of ones, when the case has none."""
+
     def mutate(draw, case):
         if case.args[2] is None:
             case.args[2] = torch.ones(case.args[1].shape[0])
         return mutation(draw, case)
+
     return mutate
 
 
@@ -68,11 +80,24 @@ def bad_temperature_value(draw, case):
     t = case.args[2]
     assume(t.numel() > 0)
     i = draw(st.integers(0, t.numel() - 1))
-    value, text = draw(st.sampled_from([(0.0, "0"), (-2.0, "-2"), (float("nan"), "nan"),
-                                        (float("inf"), "inf"), (-1e-30, "-1e-30")]))
+    value, text = draw(
+        st.sampled_from(
+            [
+                (0.0, "0"),
+                (-2.0, "-2"),
+                (float("nan"), "nan"),
+                (float("inf"), "inf"),
+                (-1e-30, "-1e-30"),
+            ]
+        )
+    )
     mut.set_element(case, 2, i, value)
-    return Broken(case, "temperature", f"temperature[{i}] must be finite and > 0, got {text}",
-                  "bad temperature value")
+    return Broken(
+        case,
+        "temperature",
+        f"temperature[{i}] must be finite and > 0, got {text}",
+        "bad temperature value",
+    )
 
 
 def no_columns(draw, case):

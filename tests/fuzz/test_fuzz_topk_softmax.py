@@ -6,9 +6,14 @@ import torch
 from hypothesis import strategies as st
 
 from tests.fuzz import mutations as mut
-from tests.fuzz.agreement import (Broken, Case, assert_rejected_alike,
-                                  assert_same_nonfinite_and_close, assert_untouched_padding,
-                                  run_with_reference)
+from tests.fuzz.agreement import (
+    Broken,
+    Case,
+    assert_rejected_alike,
+    assert_same_nonfinite_and_close,
+    assert_untouched_padding,
+    run_with_reference,
+)
 from tests.fuzz.budget import INVALID, NONFINITE, NUMPY_NONFINITE_WARNINGS, VALID, fuzz
 from tests.fuzz.tensors import INPUT_LAYOUTS, Maker, float_dtypes, seeds
 
@@ -22,8 +27,11 @@ def topk_cases(draw, small=False, nonfinite=False):
     # top k is unique (ties may be broken either way).
     experts = draw(st.integers(1, 64 if small else 256))
     k = draw(st.integers(1, min(experts, 8)) | st.just(experts))
-    logits = torch.stack([torch.randperm(experts, generator=m.gen) for _ in range(rows)]) \
-        if rows else torch.empty(0, experts)
+    logits = (
+        torch.stack([torch.randperm(experts, generator=m.gen) for _ in range(rows)])
+        if rows
+        else torch.empty(0, experts)
+    )
     gating = (logits.float() / 4).to(dtype)
     m.plant_nonfinite(gating)
     gating = m.in_layout(gating, draw(st.sampled_from(INPUT_LAYOUTS)))
@@ -35,26 +43,34 @@ def topk_cases(draw, small=False, nonfinite=False):
 def assert_topk_agrees(provider: str, case: Case) -> None:
     ref = run_with_reference(provider, case)
     what = f"{provider} topk_softmax"
-    assert_same_nonfinite_and_close(case.args[0], ref[0], f"{what} weights",
-                                    dict(atol=1e-6, rtol=1e-5))
+    assert_same_nonfinite_and_close(
+        case.args[0], ref[0], f"{what} weights", dict(atol=1e-6, rtol=1e-5)
+    )
     # An id is defined where its weight is finite and > 0 (softmax of -inf ties at 0).
     defined = torch.isfinite(ref[0]) & (ref[0] > 0)
     assert torch.equal(case.args[1][defined], ref[1][defined]), (
-        f"{what} ids {case.args[1].tolist()} != reference {ref[1].tolist()}")
+        f"{what} ids {case.args[1].tolist()} != reference {ref[1].tolist()}"
+    )
     assert_untouched_padding(provider, case)
 
 
 @pytest.mark.parametrize("provider", VALID)
 def test_matches_reference(provider):
-    fuzz(topk_cases(small=provider == "triton"),
-         lambda case: assert_topk_agrees(provider, case), VALID[provider])
+    fuzz(
+        topk_cases(small=provider == "triton"),
+        lambda case: assert_topk_agrees(provider, case),
+        VALID[provider],
+    )
 
 
 @NUMPY_NONFINITE_WARNINGS
 @pytest.mark.parametrize("provider", NONFINITE)
 def test_nonfinite_like_reference(provider):
-    fuzz(topk_cases(small=provider == "triton", nonfinite=True),
-         lambda case: assert_topk_agrees(provider, case), NONFINITE[provider])
+    fuzz(
+        topk_cases(small=provider == "triton", nonfinite=True),
+        lambda case: assert_topk_agrees(provider, case),
+        NONFINITE[provider],
+    )
 
 
 def bad_k(draw, case):
@@ -69,6 +85,7 @@ def flat(i: int, name: str):
     def mutate(draw, case):
         case.args[i] = t = case.args[i].flatten()
         return Broken(case, name, mut.shape_text(t), f"1-D {name}")
+
     return mutate
 
 

@@ -18,8 +18,11 @@ def device(request):
     if request.param != "cpu" and request.node.get_closest_marker("cpu_only"):
         pytest.skip("CPU-only test")
     if request.param == "cuda" and not torch._C._dispatch_has_kernel_for_dispatch_key(
-            "vllm_forge::rms_norm", "CUDA"):
-        pytest.fail("a GPU is present but vllm_forge._C has no CUDA kernels: rebuild with "
-                    "FORGE_TARGET_DEVICE=cuda")
+        "vllm_forge::rms_norm", "CUDA"
+    ):
+        pytest.fail(
+            "a GPU is present but vllm_forge._C has no CUDA kernels: rebuild with "
+            "FORGE_TARGET_DEVICE=cuda"
+        )
     with torch.device(request.param):
         yield request.param

@@ -35,8 +35,10 @@ def cpu_flags() -> set[str]:
     return set()
 
 
-@pytest.mark.skipif(not Path("/proc/cpuinfo").exists() or platform.machine() != "x86_64",
-                    reason="reads the x86 CPU flags from Linux's /proc/cpuinfo")
+@pytest.mark.skipif(
+    not Path("/proc/cpuinfo").exists() or platform.machine() != "x86_64",
+    reason="reads the x86 CPU flags from Linux's /proc/cpuinfo",
+)
 def test_default_is_best_runnable():
     """The library's choice agrees with the CPU's flags read independently of it: every
     compiled variant whose flags the CPU has is runnable, and the default is the best."""
@@ -53,24 +55,45 @@ def test_default_is_best_runnable():
 def test_kernels_under_variant(isa):
     env = dict(os.environ, FORGE_CPU_ISA=isa)
     files = sorted(str(p) for p in HERE.glob("test_*.py") if p.name != Path(__file__).name)
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-                           *files], env=env, capture_output=True, text=True, timeout=900,
-                          cwd=HERE.parents[1])
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *files],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=HERE.parents[1],
+    )
     assert proc.returncode == 0, proc.stdout[-5000:]
-    check = subprocess.run([sys.executable, "-c", "from vllm_forge import extension; "
-                            "print(extension.cpu_kernel_isa()[0])"], env=env,
-                           capture_output=True, text=True)
+    check = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from vllm_forge import extension; print(extension.cpu_kernel_isa()[0])",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert check.stdout.strip() == isa
 
 
-@pytest.mark.parametrize("value,message", [
-    ("sse9", "FORGE_CPU_ISA=sse9 is not an instruction set of this build; valid:"),
-])
+@pytest.mark.parametrize(
+    "value,message",
+    [
+        ("sse9", "FORGE_CPU_ISA=sse9 is not an instruction set of this build; valid:"),
+    ],
+)
 def test_bad_variant_is_a_clear_error(value, message):
-    code = ("import torch, pytest\nfrom vllm_forge import extension\nextension.load()\n"
-            "x = torch.randn(2, 8)\n"
-            "with pytest.raises(RuntimeError, match=%r):\n"
-            "    torch.ops.vllm_forge.silu_and_mul(torch.empty(2, 4), x)\nprint('OK')" % message)
-    proc = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, FORGE_CPU_ISA=value),
-                          capture_output=True, text=True)
+    code = (
+        "import torch, pytest\nfrom vllm_forge import extension\nextension.load()\n"
+        "x = torch.randn(2, 8)\n"
+        f"with pytest.raises(RuntimeError, match={message!r}):\n"
+        "    torch.ops.vllm_forge.silu_and_mul(torch.empty(2, 4), x)\nprint('OK')"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        env=dict(os.environ, FORGE_CPU_ISA=value),
+        capture_output=True,
+        text=True,
+    )
     assert "OK" in proc.stdout, proc.stderr[-3000:]

@@ -13,8 +13,16 @@ from vllm_forge.quant.format import GROUP_SIZES, PackedWeight
 op = torch.ops.vllm_forge.quant_gemm.default
 
 # M: decode (1), the direct path's edge (4, 5), small batches (16, 17), prefill panels (300).
-SHAPES = [(1, 7, 100), (3, 33, 256), (4, 5, 48), (5, 64, 96), (16, 9, 512), (17, 31, 64),
-          (300, 40, 160), (2, 1, 33)]
+SHAPES = [
+    (1, 7, 100),
+    (3, 33, 256),
+    (4, 5, 48),
+    (5, 64, 96),
+    (16, 9, 512),
+    (17, 31, 64),
+    (300, 40, 160),
+    (2, 1, 33),
+]
 DTYPES = [torch.float32, torch.bfloat16, torch.float16]
 # Relative to sum_k |x| |W| (the size of the terms, not of their sum): fp32 sums; bf16 W
 # (the bf16 strip / panel) and the rounding of the output.
@@ -37,8 +45,11 @@ def check_against_reference(x, p, bias, out=None):
 @pytest.mark.parametrize("bits", [4, 8])
 @pytest.mark.parametrize("m,n,k", SHAPES)
 def test_matches_reference(dtype, bits, m, n, k):
-    for group, with_mins, scale_dtype in [(32, True, torch.float16), (16, False, torch.float32),
-                                          (128, True, torch.float32)]:
+    for group, with_mins, scale_dtype in [
+        (32, True, torch.float16),
+        (16, False, torch.float32),
+        (128, True, torch.float32),
+    ]:
         p = quantized_weight(n, k, bits, group, with_mins, scale_dtype, seed=m * 1000 + n)
         x = (torch.randn(m, k) * 2).to(dtype)
         bias = torch.randn(n).to(dtype) if with_mins else None
@@ -71,8 +82,12 @@ def test_bf16_decode_is_exact_up_to_output_rounding(group, k):
     # bf16, the scales applied in fp32), so the error is the bf16 rounding of the output
     # plus fp32 sums: much tighter than REL_TOL's bf16-weight bound. k = 330 and 1000
     # end in a lone 32-code block and in a partial group.
-    for m, with_mins, scale_dtype in [(1, True, torch.float16), (2, False, torch.float32),
-                                      (4, True, torch.float32), (3, False, torch.float16)]:
+    for m, with_mins, scale_dtype in [
+        (1, True, torch.float16),
+        (2, False, torch.float32),
+        (4, True, torch.float32),
+        (3, False, torch.float16),
+    ]:
         p = quantized_weight(37, k, 4, group, with_mins, scale_dtype, seed=k + group + m)
         x = torch.randn(m, k).to(torch.bfloat16)
         out = torch.empty(m, 37, dtype=torch.bfloat16)
@@ -119,48 +134,120 @@ def test_opcheck():
     p = quantized_weight(24, 96, 4, 32, True, torch.float16)
     for m, dtype in ((1, torch.bfloat16), (40, torch.float32)):
         x = torch.randn(m, 96).to(dtype)
-        torch.library.opcheck(op, (torch.empty(m, 24, dtype=dtype), x, p.qweight, p.scales,
-                                   p.mins, torch.randn(24).to(dtype), 4, 32))
+        torch.library.opcheck(
+            op,
+            (
+                torch.empty(m, 24, dtype=dtype),
+                x,
+                p.qweight,
+                p.scales,
+                p.mins,
+                torch.randn(24).to(dtype),
+                4,
+                32,
+            ),
+        )
     q8 = quantized_weight(24, 96, 8, 16, False, torch.float32)
-    torch.library.opcheck(op, (torch.empty(3, 24), torch.randn(3, 96), q8.qweight, q8.scales,
-                               None, None, 8, 16))
+    torch.library.opcheck(
+        op, (torch.empty(3, 24), torch.randn(3, 96), q8.qweight, q8.scales, None, None, 8, 16)
+    )
 
 
 # Bad inputs: the same RuntimeError and message from every provider.
 def args():
     p = quantized_weight(6, 64, 4, 32, True, torch.float16)
-    return dict(out=torch.empty(3, 6), x=torch.randn(3, 64), qweight=p.qweight, scales=p.scales,
-                mins=p.mins, bias=torch.randn(6), bits=4, group_size=32)
+    return dict(
+        out=torch.empty(3, 6),
+        x=torch.randn(3, 64),
+        qweight=p.qweight,
+        scales=p.scales,
+        mins=p.mins,
+        bias=torch.randn(6),
+        bits=4,
+        group_size=32,
+    )
 
 
 def replace(**changes):
     def mutate(a):
         for name, fn in changes.items():
             a[name] = fn(a[name], a)
+
     return mutate
 
 
 BAD = {
     "bits": (replace(bits=lambda v, a: 3), r"quant_gemm: bits must be 4 or 8, got 3"),
-    "group": (replace(group_size=lambda v, a: 48), r"group_size must be 16, 32, 64, 128 or 256, got 48"),
+    "group": (
+        replace(group_size=lambda v, a: 48),
+        r"group_size must be 16, 32, 64, 128 or 256, got 48",
+    ),
     "x_dim": (replace(x=lambda v, a: v[0]), r"x must be a 2-D tensor, got shape \[64\]"),
-    "x_dtype": (replace(x=lambda v, a: v.int()), r"x must have dtype float32, bfloat16 or float16, got Int"),
-    "x_stride": (replace(x=lambda v, a: v.repeat_interleave(2, 1)[:, ::2]), r"x must have a contiguous last dimension"),
-    "qweight_dtype4": (replace(qweight=lambda v, a: v.to(torch.int8)), r"qweight must have dtype uint8 for bits=4 \(two codes per byte\), got Char"),
-    "qweight_dtype8": (replace(bits=lambda v, a: 8), r"qweight must have dtype int8 for bits=8 \(one code per weight\), got Byte"),
+    "x_dtype": (
+        replace(x=lambda v, a: v.int()),
+        r"x must have dtype float32, bfloat16 or float16, got Int",
+    ),
+    "x_stride": (
+        replace(x=lambda v, a: v.repeat_interleave(2, 1)[:, ::2]),
+        r"x must have a contiguous last dimension",
+    ),
+    "qweight_dtype4": (
+        replace(qweight=lambda v, a: v.to(torch.int8)),
+        r"qweight must have dtype uint8 for bits=4 \(two codes per byte\), got Char",
+    ),
+    "qweight_dtype8": (
+        replace(bits=lambda v, a: 8),
+        r"qweight must have dtype int8 for bits=8 \(one code per weight\), got Byte",
+    ),
     # GPTQ's int32 packing handed over unconverted
-    "qweight_gptq": (replace(qweight=lambda v, a: torch.zeros(6, 8, dtype=torch.int32)), r"qweight must have dtype uint8 for bits=4"),
-    "qweight_shape": (replace(qweight=lambda v, a: v[:, :16]), r"qweight must have shape \[N, 32\] for K=64 \(x.size\(1\)\) and bits=4 \(16 bytes per 32 weights\), got \[6, 16\]"),
-    "scales_dtype": (replace(scales=lambda v, a: v.bfloat16(), mins=lambda v, a: v.bfloat16()), r"scales must have dtype float32 or float16, got BFloat16"),
-    "scales_shape": (replace(scales=lambda v, a: v[:, :1]), r"scales must have shape \[6, 2\] \(N, ceil\(K / group_size\) for K=64, group_size=32\), got \[6, 1\]"),
-    "scales_group_mismatch": (replace(group_size=lambda v, a: 16), r"scales must have shape \[6, 4\]"),
-    "mins_dtype": (replace(mins=lambda v, a: v.float()), r"mins must have the dtype of scales \(Half\), got Float"),
-    "mins_shape": (replace(mins=lambda v, a: v[:5]), r"mins must have the shape and strides of scales \[6, 2\]"),
-    "bias_shape": (replace(bias=lambda v, a: v[:5]), r"bias must have shape \[6\] \(N = qweight.size\(0\)\), got \[5\]"),
-    "bias_dtype": (replace(bias=lambda v, a: v.half()), r"bias must have the dtype of x \(Float\), got Half"),
-    "out_shape": (replace(out=lambda v, a: v[:, :5]), r"out must have shape \[3, 6\] \(x.size\(0\), qweight.size\(0\)\), got \[3, 5\]"),
-    "out_dtype": (replace(out=lambda v, a: v.bfloat16()), r"out must have the dtype of x \(Float\), got BFloat16"),
-    "out_dim": (replace(out=lambda v, a: v.flatten()), r"out must be a 2-D tensor, got shape \[18\]"),
+    "qweight_gptq": (
+        replace(qweight=lambda v, a: torch.zeros(6, 8, dtype=torch.int32)),
+        r"qweight must have dtype uint8 for bits=4",
+    ),
+    "qweight_shape": (
+        replace(qweight=lambda v, a: v[:, :16]),
+        r"qweight must have shape \[N, 32\] for K=64 \(x.size\(1\)\) and bits=4 \(16 bytes per 32 weights\), got \[6, 16\]",
+    ),
+    "scales_dtype": (
+        replace(scales=lambda v, a: v.bfloat16(), mins=lambda v, a: v.bfloat16()),
+        r"scales must have dtype float32 or float16, got BFloat16",
+    ),
+    "scales_shape": (
+        replace(scales=lambda v, a: v[:, :1]),
+        r"scales must have shape \[6, 2\] \(N, ceil\(K / group_size\) for K=64, group_size=32\), got \[6, 1\]",
+    ),
+    "scales_group_mismatch": (
+        replace(group_size=lambda v, a: 16),
+        r"scales must have shape \[6, 4\]",
+    ),
+    "mins_dtype": (
+        replace(mins=lambda v, a: v.float()),
+        r"mins must have the dtype of scales \(Half\), got Float",
+    ),
+    "mins_shape": (
+        replace(mins=lambda v, a: v[:5]),
+        r"mins must have the shape and strides of scales \[6, 2\]",
+    ),
+    "bias_shape": (
+        replace(bias=lambda v, a: v[:5]),
+        r"bias must have shape \[6\] \(N = qweight.size\(0\)\), got \[5\]",
+    ),
+    "bias_dtype": (
+        replace(bias=lambda v, a: v.half()),
+        r"bias must have the dtype of x \(Float\), got Half",
+    ),
+    "out_shape": (
+        replace(out=lambda v, a: v[:, :5]),
+        r"out must have shape \[3, 6\] \(x.size\(0\), qweight.size\(0\)\), got \[3, 5\]",
+    ),
+    "out_dtype": (
+        replace(out=lambda v, a: v.bfloat16()),
+        r"out must have the dtype of x \(Float\), got BFloat16",
+    ),
+    "out_dim": (
+        replace(out=lambda v, a: v.flatten()),
+        r"out must be a 2-D tensor, got shape \[18\]",
+    ),
 }
 
 PROVIDERS = {"native": op, "torch": reference.quant_gemm}

@@ -9,21 +9,40 @@ from vllm_forge.ops import reference
 op = torch.ops.vllm_forge.reshape_and_cache.default
 
 
-def make_inputs(num_tokens, num_kv_heads, head_size, block_size, num_blocks, dtype,
-                strided=False, pad_every=0, seed=0):
+def make_inputs(
+    num_tokens,
+    num_kv_heads,
+    head_size,
+    block_size,
+    num_blocks,
+    dtype,
+    strided=False,
+    pad_every=0,
+    seed=0,
+):
     with torch.device("cpu"):  # seeded on the CPU, then moved to the test's device
-        made = _make_inputs_on_cpu(num_tokens, num_kv_heads, head_size, block_size, num_blocks,
-                                   dtype, strided, pad_every, seed)
+        made = _make_inputs_on_cpu(
+            num_tokens,
+            num_kv_heads,
+            head_size,
+            block_size,
+            num_blocks,
+            dtype,
+            strided,
+            pad_every,
+            seed,
+        )
     return tuple(on_default_device(t) for t in made)
 
 
-def _make_inputs_on_cpu(num_tokens, num_kv_heads, head_size, block_size, num_blocks, dtype,
-                        strided, pad_every, seed):
+def _make_inputs_on_cpu(
+    num_tokens, num_kv_heads, head_size, block_size, num_blocks, dtype, strided, pad_every, seed
+):
     gen = torch.Generator().manual_seed(seed)
     if strided:  # key and value as slices of a packed qkv projection
         qkv = torch.randn(num_tokens, 3 * num_kv_heads * head_size, generator=gen).to(dtype)
-        key = qkv[:, num_kv_heads * head_size:2 * num_kv_heads * head_size]
-        value = qkv[:, 2 * num_kv_heads * head_size:]
+        key = qkv[:, num_kv_heads * head_size : 2 * num_kv_heads * head_size]
+        value = qkv[:, 2 * num_kv_heads * head_size :]
         key = key.view(num_tokens, num_kv_heads, head_size)
         value = value.view(num_tokens, num_kv_heads, head_size)
     else:
@@ -32,8 +51,9 @@ def _make_inputs_on_cpu(num_tokens, num_kv_heads, head_size, block_size, num_blo
     slots = torch.randperm(num_blocks * block_size, generator=gen)[:num_tokens]
     if pad_every:
         slots[::pad_every] = -1
-    kv = torch.full((num_blocks, num_kv_heads, 2 * block_size, head_size), float("nan"),
-                    dtype=dtype)
+    kv = torch.full(
+        (num_blocks, num_kv_heads, 2 * block_size, head_size), float("nan"), dtype=dtype
+    )
     return kv, key, value, slots.to(torch.int64)
 
 
@@ -43,15 +63,19 @@ def caches(kv, block_size):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("num_tokens,num_kv_heads,head_size,block_size",
-                         [(1, 1, 32, 16), (37, 2, 64, 16), (129, 8, 128, 128), (300, 3, 80, 32)])
+@pytest.mark.parametrize(
+    "num_tokens,num_kv_heads,head_size,block_size",
+    [(1, 1, 32, 16), (37, 2, 64, 16), (129, 8, 128, 128), (300, 3, 80, 32)],
+)
 @pytest.mark.parametrize("strided", [False, True])
 @pytest.mark.parametrize("pad_every", [0, 3])
-def test_matches_reference(dtype, num_tokens, num_kv_heads, head_size, block_size, strided,
-                           pad_every):
+def test_matches_reference(
+    dtype, num_tokens, num_kv_heads, head_size, block_size, strided, pad_every
+):
     num_blocks = (num_tokens + block_size - 1) // block_size + 2
-    kv, key, value, slots = make_inputs(num_tokens, num_kv_heads, head_size, block_size,
-                                        num_blocks, dtype, strided, pad_every)
+    kv, key, value, slots = make_inputs(
+        num_tokens, num_kv_heads, head_size, block_size, num_blocks, dtype, strided, pad_every
+    )
     kv_ref = kv.clone()
     reference.reshape_and_cache(*caches(kv_ref, block_size), key, value, slots)
     op(*caches(kv, block_size), key, value, slots)

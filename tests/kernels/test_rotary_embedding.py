@@ -24,8 +24,8 @@ def test_matches_reference(dtype, is_neox, head_size, rot_dim, num_tokens, layou
     heads, kv_heads = 8, 2
     if layout == "qkv_slices":  # as vLLM passes them: views into one qkv projection
         qkv = torch.randn(num_tokens, (heads + 2 * kv_heads) * head_size).to(dtype)
-        q = qkv[:, :heads * head_size]
-        k = qkv[:, heads * head_size:(heads + kv_heads) * head_size]
+        q = qkv[:, : heads * head_size]
+        k = qkv[:, heads * head_size : (heads + kv_heads) * head_size]
     elif layout == "2d":
         q = torch.randn(num_tokens, heads * head_size).to(dtype)
         k = torch.randn(num_tokens, kv_heads * head_size).to(dtype)
@@ -62,5 +62,6 @@ def test_position_zero_is_identity():
 
 def test_opcheck():
     q, k = torch.randn(4, 2 * 64), torch.randn(4, 64)
-    torch.library.opcheck(op, (torch.tensor([0, 3, 2, 1]), q, k, 64,
-                               cos_sin_cache(16, 64, torch.float32), True))
+    torch.library.opcheck(
+        op, (torch.tensor([0, 3, 2, 1]), q, k, 64, cos_sin_cache(16, 64, torch.float32), True)
+    )

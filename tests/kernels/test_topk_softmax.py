@@ -10,7 +10,9 @@ op = torch.ops.vllm_forge.topk_softmax.default
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("rows,experts,k", [(1, 8, 2), (33, 64, 6), (7, 128, 8), (5, 3, 3), (9, 60, 1)])
+@pytest.mark.parametrize(
+    "rows,experts,k", [(1, 8, 2), (33, 64, 6), (7, 128, 8), (5, 3, 3), (9, 60, 1)]
+)
 @pytest.mark.parametrize("renormalize", [False, True])
 def test_matches_reference(dtype, rows, experts, k, renormalize):
     # Distinct values, so that the top-k set is unambiguous in every dtype.
@@ -43,4 +45,6 @@ def test_strided_gating():
 
 def test_opcheck():
     gating = torch.randn(5, 16)
-    torch.library.opcheck(op, (torch.empty(5, 2), torch.empty(5, 2, dtype=torch.int32), gating, True))
+    torch.library.opcheck(
+        op, (torch.empty(5, 2), torch.empty(5, 2, dtype=torch.int32), gating, True)
+    )

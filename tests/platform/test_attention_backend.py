@@ -34,7 +34,9 @@ def test_selected_by_default_and_by_name(selected, dtype, head_size):
 
 
 def test_sliding_window_supported():
-    assert ForgeCpuPlatform.get_attn_backend_cls(None, config(has_sliding_window=True)) == BACKEND_PATH
+    assert (
+        ForgeCpuPlatform.get_attn_backend_cls(None, config(has_sliding_window=True)) == BACKEND_PATH
+    )
 
 
 def test_other_backend_by_name_is_respected():
@@ -42,28 +44,36 @@ def test_other_backend_by_name_is_respected():
     assert path == AttentionBackendEnum.CPU_ATTN.get_path()
 
 
-@pytest.mark.parametrize("overrides,reason", [
-    (dict(kv_cache_dtype="fp8"), "kv_cache_dtype not supported"),
-    (dict(head_size=40), "head_size not supported"),
-    (dict(head_size=512), "head_size not supported"),
-    (dict(has_sink=True), "attention sinks not supported"),
-    (dict(use_non_causal=True), "non-causal attention not supported"),
-    (dict(attn_type="encoder_only"), "attention type encoder_only not supported"),
-    (dict(attn_type="encoder_decoder"), "attention type encoder_decoder not supported"),
-])
+@pytest.mark.parametrize(
+    "overrides,reason",
+    [
+        (dict(kv_cache_dtype="fp8"), "kv_cache_dtype not supported"),
+        (dict(head_size=40), "head_size not supported"),
+        (dict(head_size=512), "head_size not supported"),
+        (dict(has_sink=True), "attention sinks not supported"),
+        (dict(use_non_causal=True), "non-causal attention not supported"),
+        (dict(attn_type="encoder_only"), "attention type encoder_only not supported"),
+        (dict(attn_type="encoder_decoder"), "attention type encoder_decoder not supported"),
+    ],
+)
 def test_unsupported_falls_back_to_cpu_attn_with_one_log_line(overrides, reason, caplog):
     registration._logged_declines.clear()
     with caplog.at_level("WARNING", logger="vllm.forge"):
         for _ in range(3):
             path = ForgeCpuPlatform.get_attn_backend_cls(None, config(**overrides))
             assert path == AttentionBackendEnum.CPU_ATTN.get_path()
-    lines = [r.getMessage() for r in caplog.records if "FORGE_ATTN does not support" in r.getMessage()]
+    lines = [
+        r.getMessage() for r in caplog.records if "FORGE_ATTN does not support" in r.getMessage()
+    ]
     assert len(lines) == 1 and reason in lines[0]
 
 
 def test_mla_falls_back_to_vllm_mla_backend():
     path = ForgeCpuPlatform.get_attn_backend_cls(None, config(use_mla=True, head_size=576))
-    assert path in (AttentionBackendEnum.CPU_MLA.get_path(), AttentionBackendEnum.AMX_MLA.get_path())
+    assert path in (
+        AttentionBackendEnum.CPU_MLA.get_path(),
+        AttentionBackendEnum.AMX_MLA.get_path(),
+    )
 
 
 def test_impl_refuses_what_the_selector_cannot_see():

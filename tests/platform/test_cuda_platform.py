@@ -22,20 +22,26 @@ def fresh_platform_choice():
     common.choose_platform.cache_clear()
 
 
-@pytest.mark.parametrize("targets,opt_in,expected", [
-    (("cpu", "cuda"), "1", common.CUDA_PLATFORM),
-    (("cpu", "cuda"), "0", None),  # unproven CUDA kernels: opt-in only (FORGE_CUDA)
-    (("cpu",), "1", None),
-])
+@pytest.mark.parametrize(
+    "targets,opt_in,expected",
+    [
+        (("cpu", "cuda"), "1", common.CUDA_PLATFORM),
+        (("cpu", "cuda"), "0", None),  # unproven CUDA kernels: opt-in only (FORGE_CUDA)
+        (("cpu",), "1", None),
+    ],
+)
 def test_gpu_machine_choice(monkeypatch, fresh_platform_choice, targets, opt_in, expected):
     monkeypatch.setenv("FORGE_CUDA", opt_in)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(extension, "load", lambda: extension.ExtensionStatus(True, "loaded", targets))
+    monkeypatch.setattr(
+        extension, "load", lambda: extension.ExtensionStatus(True, "loaded", targets)
+    )
     assert common.choose_platform().platform == expected
 
 
 class StandInCudaPlatform:
     """What ForgeCudaPlatform's hooks call on vLLM's CudaPlatform, recorded."""
+
     device_type = "cuda"
     calls: list[str] = []
 
@@ -64,12 +70,17 @@ def cuda_platform_module(monkeypatch):
 def test_cuda_platform_sets_worker_and_custom_ops(cuda_platform_module):
     platform = cuda_platform_module.ForgeCudaPlatform
     assert platform.device_type == "cuda"
-    config = SimpleNamespace(parallel_config=SimpleNamespace(worker_cls="auto"),
-                             compilation_config=SimpleNamespace(custom_ops=["-gelu_and_mul"]))
+    config = SimpleNamespace(
+        parallel_config=SimpleNamespace(worker_cls="auto"),
+        compilation_config=SimpleNamespace(custom_ops=["-gelu_and_mul"]),
+    )
     platform.check_and_update_config(config)
     assert config.parallel_config.worker_cls == "vllm_forge.gpu_worker.ForgeGpuWorker"
-    assert config.compilation_config.custom_ops == ["-gelu_and_mul", "+silu_and_mul",
-                                                    "+rotary_embedding"]
+    assert config.compilation_config.custom_ops == [
+        "-gelu_and_mul",
+        "+silu_and_mul",
+        "+rotary_embedding",
+    ]
     assert "check_and_update_config" in StandInCudaPlatform.calls
 
 
@@ -78,9 +89,16 @@ def test_cuda_platform_picks_forge_attn(cuda_platform_module):
 
     fields = AttentionSelectorConfig._fields
     config = AttentionSelectorConfig(**{f: None for f in fields})._replace(
-        head_size=128, dtype=torch.bfloat16, kv_cache_dtype="auto", block_size=16,
-        use_mla=False, has_sink=False, use_sparse=False, use_mm_prefix=False,
-        attn_type="decoder")
+        head_size=128,
+        dtype=torch.bfloat16,
+        kv_cache_dtype="auto",
+        block_size=16,
+        use_mla=False,
+        has_sink=False,
+        use_sparse=False,
+        use_mm_prefix=False,
+        attn_type="decoder",
+    )
     platform = cuda_platform_module.ForgeCudaPlatform
     assert platform.get_attn_backend_cls(None, config) == BACKEND_PATH
 
@@ -94,7 +112,8 @@ def test_communicators_resolve(cuda_platform_module):
     from vllm_forge.platform.cpu import ForgeCpuPlatform
 
     cuda_cls = resolve_obj_by_qualname(
-        cuda_platform_module.ForgeCudaPlatform.get_device_communicator_cls())
+        cuda_platform_module.ForgeCudaPlatform.get_device_communicator_cls()
+    )
     cpu_cls = resolve_obj_by_qualname(ForgeCpuPlatform.get_device_communicator_cls())
     assert issubclass(cuda_cls, CudaCommunicator) and cuda_cls.__name__ == "ForgeCudaCommunicator"
     assert issubclass(cpu_cls, CpuCommunicator) and cpu_cls.__name__ == "ForgeCpuCommunicator"

@@ -35,8 +35,16 @@ _layers = iter(range(10**6))
 
 
 def build(vllm_config: VllmConfig | None = None, **kwargs) -> MoERunner:
-    args = dict(num_experts=E, top_k=K, hidden_size=H, intermediate_size=H,
-                params_dtype=torch.float32, tp_size=1, dp_size=1, pcp_size=1)
+    args = dict(
+        num_experts=E,
+        top_k=K,
+        hidden_size=H,
+        intermediate_size=H,
+        params_dtype=torch.float32,
+        tp_size=1,
+        dp_size=1,
+        pcp_size=1,
+    )
     with set_current_vllm_config(vllm_config or VllmConfig()):
         return FusedMoEFactory(prefix=f"moe.{next(_layers)}", **{**args, **kwargs})
 
@@ -77,12 +85,15 @@ def test_matches_vllm_cpu_router(renormalize, dtype, indices_type):
         else:
             # The same choice up to ties (bf16 logits tie often; on a tie we take the
             # lower id, vLLM's topk(sorted=False) whichever): the same chosen logits.
-            assert torch.equal(logits.gather(-1, i.long()).sort(-1).values,
-                               logits.gather(-1, i_ref.long()).sort(-1).values)
+            assert torch.equal(
+                logits.gather(-1, i.long()).sort(-1).values,
+                logits.gather(-1, i_ref.long()).sort(-1).values,
+            )
             # vLLM rounds bf16 weights to bf16 (several times when not renormalising:
             # up to 2% off); ours are the fp32 values of the chosen experts' softmax.
-            torch.testing.assert_close(w.sort(-1).values, w_ref.sort(-1).values,
-                                       rtol=0.03, atol=0.01)
+            torch.testing.assert_close(
+                w.sort(-1).values, w_ref.sort(-1).values, rtol=0.03, atol=0.01
+            )
             exact = torch.softmax(logits.float(), -1).gather(-1, i.long())
             if renormalize:
                 exact = exact / exact.sum(-1, keepdim=True)
@@ -103,8 +114,9 @@ def test_traced_by_dynamo(renormalize):
     router = build(renormalize=renormalize).router
     logits = torch.randn(9, E)
     torch._dynamo.reset()
-    compiled = torch.compile(lambda x: router.select_experts(None, x), fullgraph=True,
-                             backend="aot_eager", dynamic=True)
+    compiled = torch.compile(
+        lambda x: router.select_experts(None, x), fullgraph=True, backend="aot_eager", dynamic=True
+    )
     w, i = compiled(logits)
     w_ref, i_ref = CPURouter(K, E, renormalize=renormalize).select_experts(None, logits)
     (i, w), (i_ref, w_ref) = by_id(w, i), by_id(w_ref, i_ref)
@@ -115,13 +127,25 @@ def test_traced_by_dynamo(renormalize):
     assert "vllm_forge.topk_softmax" in str(explained.graphs[0].graph)
 
 
-@pytest.mark.parametrize("kwargs", [
-    dict(use_grouped_topk=True, num_expert_group=2, topk_group=1),
-    dict(custom_routing_function=lambda hidden_states, gating_output, topk, renormalize:
-         torch.topk(gating_output, topk)),
-    dict(e_score_correction_bias=torch.zeros(E), use_grouped_topk=True, num_expert_group=2,
-         topk_group=1, scoring_func="sigmoid"),
-], ids=["grouped", "custom_function", "sigmoid_bias"])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(use_grouped_topk=True, num_expert_group=2, topk_group=1),
+        dict(
+            custom_routing_function=lambda hidden_states, gating_output, topk, renormalize: (
+                torch.topk(gating_output, topk)
+            )
+        ),
+        dict(
+            e_score_correction_bias=torch.zeros(E),
+            use_grouped_topk=True,
+            num_expert_group=2,
+            topk_group=1,
+            scoring_func="sigmoid",
+        ),
+    ],
+    ids=["grouped", "custom_function", "sigmoid_bias"],
+)
 def test_other_schemes_stay_vllms(kwargs):
     runner = build(**kwargs)
     assert type(runner.router) is CPURouter

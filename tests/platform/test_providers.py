@@ -62,19 +62,37 @@ def test_native_missing_for_a_device(fresh_choice):
 
 def test_no_provider_left_is_an_error(fresh_choice):
     fresh_choice.setenv("FORGE_KERNELS_RMS_NORM", "native")
-    with pytest.raises(ValueError, match=r"no provider can serve rms_norm on meta with the "
-                       r"order native \(FORGE_KERNELS_RMS_NORM\): native: no compiled meta kernel"):
+    with pytest.raises(
+        ValueError,
+        match=r"no provider can serve rms_norm on meta with the "
+        r"order native \(FORGE_KERNELS_RMS_NORM\): native: no compiled meta kernel",
+    ):
         ops.choose("rms_norm", "meta")
 
 
-@pytest.mark.parametrize("var,value,message", [
-    ("FORGE_KERNELS", "cuda", r"FORGE_KERNELS='cuda': unknown provider 'cuda'; valid providers: "
-                              r"native, triton, torch"),
-    ("FORGE_KERNELS", " , ", r"unknown provider '\(empty\)'"),
-    ("FORGE_KERNELS_SOFTMAX", "torch,torch", r"FORGE_KERNELS_SOFTMAX='torch,torch' lists a provider twice"),
-    ("FORGE_KERNELS_SOFTMAXX", "torch", r"FORGE_KERNELS_SOFTMAXX names no op; per-op variables are "
-                                        r"FORGE_KERNELS_FUSED_ADD_RMS_NORM, .*FORGE_KERNELS_TOPK_SOFTMAX"),
-])
+@pytest.mark.parametrize(
+    "var,value,message",
+    [
+        (
+            "FORGE_KERNELS",
+            "cuda",
+            r"FORGE_KERNELS='cuda': unknown provider 'cuda'; valid providers: "
+            r"native, triton, torch",
+        ),
+        ("FORGE_KERNELS", " , ", r"unknown provider '\(empty\)'"),
+        (
+            "FORGE_KERNELS_SOFTMAX",
+            "torch,torch",
+            r"FORGE_KERNELS_SOFTMAX='torch,torch' lists a provider twice",
+        ),
+        (
+            "FORGE_KERNELS_SOFTMAXX",
+            "torch",
+            r"FORGE_KERNELS_SOFTMAXX names no op; per-op variables are "
+            r"FORGE_KERNELS_FUSED_ADD_RMS_NORM, .*FORGE_KERNELS_TOPK_SOFTMAX",
+        ),
+    ],
+)
 def test_bad_values_are_errors_listing_the_valid_ones(fresh_choice, var, value, message):
     fresh_choice.setenv(var, value)
     with pytest.raises(ValueError, match=message):
@@ -91,12 +109,16 @@ def test_info_reports_provider_order_and_reasons(fresh_choice):
     fresh_choice.setenv("FORGE_KERNELS_SOFTMAX", "triton,torch")
     data = info.collect()
     assert data["ops"]["softmax"] == {
-        "provider": "torch", "order_from": "FORGE_KERNELS_SOFTMAX",
+        "provider": "torch",
+        "order_from": "FORGE_KERNELS_SOFTMAX",
         "skipped": ["triton: Triton runs CPU tensors only under TRITON_INTERPRET=1"],
-        "serves": "library only: vLLM's sampler has no extension point for its softmax"}
+        "serves": "library only: vLLM's sampler has no extension point for its softmax",
+    }
     assert data["ops"]["rms_norm"]["provider"] == "native"
     text = info.format_text(data)
-    assert "softmax              torch (order from FORGE_KERNELS_SOFTMAX)   [skipped triton:" in text
+    assert (
+        "softmax              torch (order from FORGE_KERNELS_SOFTMAX)   [skipped triton:" in text
+    )
     assert "used by: the attention backend" in text  # where vLLM calls each op
 
 
@@ -105,8 +127,10 @@ def test_info_reports_the_wna16_kernel_choice(fresh_choice):
     fresh_choice.setenv("FORGE_WNA16", "vllm")
     data = info.collect()
     assert data["wna16_linear"]["kernel"] == "CPUWNA16LinearKernel"
-    assert ("int4/int8 checkpoints (GPTQ, AWQ, compressed-tensors W4A16/W8A16) on cpu: "
-            "CPUWNA16LinearKernel (FORGE_WNA16=vllm" in info.format_text(data))
+    assert (
+        "int4/int8 checkpoints (GPTQ, AWQ, compressed-tensors W4A16/W8A16) on cpu: "
+        "CPUWNA16LinearKernel (FORGE_WNA16=vllm" in info.format_text(data)
+    )
 
 
 def test_python_providers_have_the_native_schemas():
@@ -115,10 +139,21 @@ def test_python_providers_have_the_native_schemas():
     for op in ops.OPS:
         native = getattr(torch.ops.vllm_forge, op).default._schema
         ours = torch._C.parse_schema(f"vllm_forge::{op}{python_ops.schema(op)}")
-        assert [(a.name, a.type.annotation_str if hasattr(a.type, "annotation_str") else str(a.type),
-                 bool(a.alias_info and a.alias_info.is_write)) for a in ours.arguments] == \
-               [(a.name, a.type.annotation_str if hasattr(a.type, "annotation_str") else str(a.type),
-                 bool(a.alias_info and a.alias_info.is_write)) for a in native.arguments], op
+        assert [
+            (
+                a.name,
+                a.type.annotation_str if hasattr(a.type, "annotation_str") else str(a.type),
+                bool(a.alias_info and a.alias_info.is_write),
+            )
+            for a in ours.arguments
+        ] == [
+            (
+                a.name,
+                a.type.annotation_str if hasattr(a.type, "annotation_str") else str(a.type),
+                bool(a.alias_info and a.alias_info.is_write),
+            )
+            for a in native.arguments
+        ], op
         assert len(ours.returns) == len(native.returns) == 0
 
 
@@ -139,7 +174,9 @@ def test_torch_provider_computes_counts_and_compiles(fresh_choice):
     compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
     torch.testing.assert_close(compiled(x, w), expected)
     assert _count("torch:rms_norm") == before + 2  # it ran, inside the compiled graph too
-    torch.library.opcheck(torch.ops.vllm_forge_torch.rms_norm.default, (torch.empty(3, 40), x, w, 1e-6))
+    torch.library.opcheck(
+        torch.ops.vllm_forge_torch.rms_norm.default, (torch.empty(3, 40), x, w, 1e-6)
+    )
 
 
 def _count(key: str) -> int:

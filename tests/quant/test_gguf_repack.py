@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from gguf import GGML_QUANT_SIZES, GGMLQuantizationType as T, GGUFReader
+from gguf import GGML_QUANT_SIZES, GGUFReader
+from gguf import GGMLQuantizationType as T
 from gguf.quants import dequantize, quantize
 
-from vllm_forge.quant.format import packed_columns, num_groups
+from vllm_forge.quant.format import num_groups, packed_columns
 from vllm_forge.quant.gguf import SUPPORTED_TYPES, repack
 
 SHAPES = [(3, 256), (7, 512)]
@@ -19,10 +20,14 @@ K_QUANTS = [T.Q4_K, T.Q5_K, T.Q6_K]
 # Byte offsets of the fp16 super-block scales (d, and dmin where there is one).
 K_FP16_FIELDS = {T.Q4_K: (0, 2), T.Q5_K: (0, 2), T.Q6_K: (208,)}
 EXPECTED = {  # type: (bits, group, scale dtype, has mins)
-    T.Q4_0: (4, 32, torch.float16, True), T.Q4_1: (4, 32, torch.float16, True),
-    T.Q5_0: (8, 32, torch.float16, False), T.Q5_1: (8, 32, torch.float16, True),
-    T.Q8_0: (8, 32, torch.float16, False), T.Q4_K: (4, 32, torch.float32, True),
-    T.Q5_K: (8, 32, torch.float32, True), T.Q6_K: (8, 16, torch.float32, False),
+    T.Q4_0: (4, 32, torch.float16, True),
+    T.Q4_1: (4, 32, torch.float16, True),
+    T.Q5_0: (8, 32, torch.float16, False),
+    T.Q5_1: (8, 32, torch.float16, True),
+    T.Q8_0: (8, 32, torch.float16, False),
+    T.Q4_K: (4, 32, torch.float32, True),
+    T.Q5_K: (8, 32, torch.float32, True),
+    T.Q6_K: (8, 16, torch.float32, False),
 }
 
 
@@ -42,7 +47,7 @@ def random_k_blocks(qtype, shape, seed):
     raw = rng.integers(0, 256, size=(n, k // block, type_size), dtype=np.uint8)
     for at in K_FP16_FIELDS[qtype]:
         d = (rng.uniform(-1, 1, size=(n, k // block)) * 1e-2).astype(np.float16)
-        raw[..., at:at + 2] = d[..., None].view(np.uint8)
+        raw[..., at : at + 2] = d[..., None].view(np.uint8)
     return raw.reshape(n, -1)
 
 
@@ -56,7 +61,8 @@ def assert_exact(qtype, packed, data, shape):
     mismatch = got.view(torch.int32) != want.view(torch.int32)
     assert not mismatch.any(), (
         f"{qtype.name}: {int(mismatch.sum())} of {mismatch.numel()} differ, first at "
-        f"{mismatch.nonzero()[0].tolist()}: {got[mismatch][0]} vs {want[mismatch][0]}")
+        f"{mismatch.nonzero()[0].tolist()}: {got[mismatch][0]} vs {want[mismatch][0]}"
+    )
 
 
 def check_layout(qtype, packed, shape):
@@ -98,8 +104,11 @@ def test_q4_0_huge_scales_keep_fp32():
     assert_exact(T.Q4_0, packed, data, (3, 64))
 
 
-@pytest.mark.parametrize("qtype,dtype", [(T.F32, torch.float32), (T.F16, torch.float16),
-                                         (T.BF16, torch.bfloat16)], ids=lambda x: str(x))
+@pytest.mark.parametrize(
+    "qtype,dtype",
+    [(T.F32, torch.float32), (T.F16, torch.float16), (T.BF16, torch.bfloat16)],
+    ids=lambda x: str(x),
+)
 def test_float_types_keep_dtype(qtype, dtype):
     shape = (7, 256)
     data = quantize(weights(shape, seed=3), qtype)  # BF16: uint8 [N, 2K], as the reader
@@ -125,8 +134,14 @@ def smollm2_path() -> Path:
 def test_real_checkpoint_tensors_repack_exactly():
     reader = GGUFReader(smollm2_path())
     tensors = {t.name: t for t in reader.tensors}
-    for name in ["blk.0.attn_q.weight", "blk.0.attn_k.weight", "blk.0.ffn_down.weight",
-                 "blk.29.ffn_gate.weight", "token_embd.weight", "blk.0.attn_norm.weight"]:
+    for name in [
+        "blk.0.attn_q.weight",
+        "blk.0.attn_k.weight",
+        "blk.0.ffn_down.weight",
+        "blk.29.ffn_gate.weight",
+        "token_embd.weight",
+        "blk.0.attn_norm.weight",
+    ]:
         t = tensors[name]
         shape = tuple(int(d) for d in reversed(t.shape.tolist()))
         data = t.data
@@ -147,8 +162,11 @@ def test_unsupported_type_names_tensor_and_type():
         repack("blk.3.ffn_up.weight", T.Q2_K, data, (3, 256))
 
 
-@pytest.mark.parametrize("shape", [(32, 64), (64, 64), (32, 48), (32,)],
-                         ids=["transposed", "too-many-rows", "k-not-block-multiple", "1-d"])
+@pytest.mark.parametrize(
+    "shape",
+    [(32, 64), (64, 64), (32, 48), (32,)],
+    ids=["transposed", "too-many-rows", "k-not-block-multiple", "1-d"],
+)
 def test_wrong_shape_names_tensor_and_type(shape):
     data = quantize(weights((64, 32), seed=0), T.Q4_0)  # [64 rows, 18 bytes]
     with pytest.raises(ValueError, match=r"blk\.1\.attn_v\.weight.*Q4_0"):

@@ -32,7 +32,7 @@ AWQ_ORDER = (0, 2, 4, 6, 1, 3, 5, 7)  # AWQ word nibble j holds column 8 i + AWQ
 
 def to_int32(words: torch.Tensor) -> torch.Tensor:
     """int64 values 0 .. 2^32 - 1 -> the int32 with those bits."""
-    return torch.where(words >= 2 ** 31, words - 2 ** 32, words).to(torch.int32)
+    return torch.where(words >= 2**31, words - 2**32, words).to(torch.int32)
 
 
 def pack_along(values: torch.Tensor, bits: int, dim: int, order=None) -> torch.Tensor:
@@ -61,11 +61,14 @@ def random_quant(n, k, bits, group, scale_dtype, zero_points, seed):
     src = k if group == -1 else group
     groups = k // src
     q = torch.randint(0, 1 << bits, (n, k), generator=gen, dtype=torch.int32)
-    s = (torch.rand(n, groups, generator=gen) * 0.02 + 0.001)
+    s = torch.rand(n, groups, generator=gen) * 0.02 + 0.001
     s = s * torch.where(torch.rand(n, groups, generator=gen) < 0.1, -1.0, 1.0)  # a few < 0
     s = s.to(scale_dtype)
-    z = torch.randint(0, 1 << bits, (n, groups), generator=gen, dtype=torch.int32) \
-        if zero_points else None
+    z = (
+        torch.randint(0, 1 << bits, (n, groups), generator=gen, dtype=torch.int32)
+        if zero_points
+        else None
+    )
     if zero_points:
         zk = z.repeat_interleave(src, dim=1)
     else:  # a biased type (uint4b8, uint8b128): z = 2^(bits-1); else none
@@ -83,6 +86,7 @@ def param(data, **dims):
 
 # --- the repack alone: checkpoint layouts on plain parameters ---------------------
 
+
 def weight_type(bits, zero_points):
     from vllm.scalar_type import scalar_types
 
@@ -97,32 +101,38 @@ def checkpoint(layout, q, s, z, bits):
     if layout == GPTQ:  # qweight [K / pf, N] packed along K; scales, qzeros [G, N(/pf)]
         qw = param(pack_along(q.t(), bits, 0), input_dim=0, output_dim=1, packed_dim=0)
         sc = param(s.t().contiguous(), input_dim=0, output_dim=1)
-        zp = None if z is None else param(pack_along(z.t(), bits, 1), input_dim=0,
-                                          output_dim=1, packed_dim=1)
+        zp = (
+            None
+            if z is None
+            else param(pack_along(z.t(), bits, 1), input_dim=0, output_dim=1, packed_dim=1)
+        )
     else:  # compressed-tensors: [N, K / pf] packed along K; scales [N, G]; zp [N / pf, G]
         qw = param(ct_pack(q, bits, 1), input_dim=1, output_dim=0, packed_dim=1)
         sc = param(s.clone(), input_dim=1, output_dim=0)
-        zp = None if z is None else param(ct_pack(z, bits, 0), input_dim=1, output_dim=0,
-                                          packed_dim=0)
+        zp = (
+            None
+            if z is None
+            else param(ct_pack(z, bits, 0), input_dim=1, output_dim=0, packed_dim=0)
+        )
     return qw, sc, zp
 
 
 REPACK_CASES = [
     # layout, bits, group, zero points (None: the type's bias), scale dtype, K, N
-    (GPTQ, 4, 128, None, torch.float16, 256, 64),      # uint4b8
+    (GPTQ, 4, 128, None, torch.float16, 256, 64),  # uint4b8
     (GPTQ, 4, 32, None, torch.bfloat16, 96, 48),
-    (GPTQ, 4, -1, None, torch.float16, 320, 32),       # channelwise, K not a multiple of 256
-    (GPTQ, 8, 64, None, torch.float16, 192, 40),       # uint8b128
-    (GPTQ, 4, 64, True, torch.float16, 128, 64),       # uint4 + zero points
-    (CT, 4, 32, True, torch.bfloat16, 64, 24),         # N not a multiple of 8: padded zp
-    (CT, 4, 16, False, torch.float16, 48, 16),         # uint4 without zero points
+    (GPTQ, 4, -1, None, torch.float16, 320, 32),  # channelwise, K not a multiple of 256
+    (GPTQ, 8, 64, None, torch.float16, 192, 40),  # uint8b128
+    (GPTQ, 4, 64, True, torch.float16, 128, 64),  # uint4 + zero points
+    (CT, 4, 32, True, torch.bfloat16, 64, 24),  # N not a multiple of 8: padded zp
+    (CT, 4, 16, False, torch.float16, 48, 16),  # uint4 without zero points
     (CT, 8, 128, None, torch.bfloat16, 256, 24),
-    (CT, 8, 32, True, torch.float16, 96, 12),          # uint8 + zero points
-    (CT, 8, -1, True, torch.bfloat16, 40, 20),         # K = 40: padded words
-    (CT, 4, 512, None, torch.float16, 1024, 16),       # group 512 -> 256, each scale twice
-    (CT, 8, 48, None, torch.float16, 96, 8),           # group 48 -> 16, three times
+    (CT, 8, 32, True, torch.float16, 96, 12),  # uint8 + zero points
+    (CT, 8, -1, True, torch.bfloat16, 40, 20),  # K = 40: padded words
+    (CT, 4, 512, None, torch.float16, 1024, 16),  # group 512 -> 256, each scale twice
+    (CT, 8, 48, None, torch.float16, 96, 8),  # group 48 -> 16, three times
     (CT, 4, -1, None, torch.float32, 72, 16),
-    (CT, 8, 64, None, torch.float32, 128, 16),         # fp32 scales without mins: exact
+    (CT, 8, 64, None, torch.float32, 128, 16),  # fp32 scales without mins: exact
 ]
 
 
@@ -140,8 +150,9 @@ def test_repack_equals_vllm_dequantisation(layout, bits, group, zp, dtype, k, n)
             unpack_quantized_values_into_int32,
         )
 
-        assert torch.equal(unpack_quantized_values_into_int32(qw.data, weight_type(bits, zp), 0),
-                           q.t())
+        assert torch.equal(
+            unpack_quantized_values_into_int32(qw.data, weight_type(bits, zp), 0), q.t()
+        )
     scales = lk.checkpoint_scales(sc)
     if zp is None:
         zeros = 1 << (bits - 1)
@@ -182,9 +193,15 @@ def test_fp16_overflowing_mins_fall_back_to_fp32():
 def mp_config(weight_type, group_size=128, k=256, n=256, act=torch.bfloat16, zp=False, **kw):
     from vllm.model_executor.kernels.linear import MPLinearLayerConfig
 
-    return MPLinearLayerConfig(full_weight_shape=(k, n), partition_weight_shape=(k, n),
-                               weight_type=weight_type, act_type=act, group_size=group_size,
-                               zero_points=zp, **kw)
+    return MPLinearLayerConfig(
+        full_weight_shape=(k, n),
+        partition_weight_shape=(k, n),
+        weight_type=weight_type,
+        act_type=act,
+        group_size=group_size,
+        zero_points=zp,
+        **kw,
+    )
 
 
 def test_can_implement():
@@ -192,8 +209,13 @@ def test_can_implement():
 
     from vllm_forge.quant.linear_kernel import ForgeWNA16LinearKernel as K
 
-    for wt, zp in ((t.uint4b8, False), (t.uint4, True), (t.uint4, False), (t.uint8b128, False),
-                   (t.uint8, True)):
+    for wt, zp in (
+        (t.uint4b8, False),
+        (t.uint4, True),
+        (t.uint4, False),
+        (t.uint8b128, False),
+        (t.uint8, True),
+    ):
         for act in (torch.float32, torch.bfloat16, torch.float16):
             for g in (-1, 16, 32, 64, 128, 256, 512):
                 ok, why = K.can_implement(mp_config(wt, g, k=1024, act=act, zp=zp))
@@ -234,12 +256,12 @@ def test_register_is_idempotent_and_selectable(monkeypatch):
     # vLLM's CPU kernel refuses 8-bit: ours serves it with no setting.
     assert linear.choose_mp_linear_kernel(mp_config(t.uint8b128)) is lk.ForgeWNA16LinearKernel
     assert linear.choose_mp_linear_kernel(mp_config(t.uint4b8)) is linear.CPUWNA16LinearKernel
-    monkeypatch.setenv("VLLM_DISABLED_KERNELS",
-                       "CPUWNA16LinearKernel,ZentorchWNA16LinearKernel")
+    monkeypatch.setenv("VLLM_DISABLED_KERNELS", "CPUWNA16LinearKernel,ZentorchWNA16LinearKernel")
     assert linear.choose_mp_linear_kernel(mp_config(t.uint4b8)) is lk.ForgeWNA16LinearKernel
 
 
 # --- through vLLM's own linear layers, loaders and kernel choice -------------------------
+
 
 @pytest.fixture(scope="module")
 def vllm_env():
@@ -261,8 +283,12 @@ def vllm_env():
         with set_current_vllm_config(VllmConfig()):
             if not model_parallel_is_initialized():
                 init_distributed_environment(
-                    world_size=1, rank=0, local_rank=0, backend="gloo",
-                    distributed_init_method=f"file://{tempfile.mktemp()}")
+                    world_size=1,
+                    rank=0,
+                    local_rank=0,
+                    backend="gloo",
+                    distributed_init_method=f"file://{tempfile.mktemp()}",
+                )
                 initialize_model_parallel(1)
             from vllm.model_executor.layers import linear
 
@@ -278,8 +304,9 @@ def quant_config(method, bits, group, zp):
     if method == GPTQ:
         from vllm.model_executor.layers.quantization.auto_gptq import AutoGPTQConfig
 
-        return AutoGPTQConfig.from_config({"bits": bits, "group_size": group, "desc_act": False,
-                                           "sym": True, "lm_head": False})
+        return AutoGPTQConfig.from_config(
+            {"bits": bits, "group_size": group, "desc_act": False, "sym": True, "lm_head": False}
+        )
     if method == AWQ:
         from vllm.model_executor.layers.quantization.auto_awq import AutoAWQConfig
 
@@ -292,14 +319,29 @@ def quant_config(method, bits, group, zp):
 
 
 def ct_quantization_config(bits, group, zp):
-    weights = {"num_bits": bits, "type": "int", "symmetric": not zp, "dynamic": False,
-               "strategy": "channel" if group == -1 else "group",
-               "group_size": None if group == -1 else group, "actorder": None}
-    return {"quant_method": "compressed-tensors", "format": "pack-quantized",
-            "quantization_status": "compressed", "ignore": ["lm_head"],
-            "config_groups": {"group_0": {"targets": ["Linear"], "weights": weights,
-                                          "input_activations": None,
-                                          "output_activations": None}}}
+    weights = {
+        "num_bits": bits,
+        "type": "int",
+        "symmetric": not zp,
+        "dynamic": False,
+        "strategy": "channel" if group == -1 else "group",
+        "group_size": None if group == -1 else group,
+        "actorder": None,
+    }
+    return {
+        "quant_method": "compressed-tensors",
+        "format": "pack-quantized",
+        "quantization_status": "compressed",
+        "ignore": ["lm_head"],
+        "config_groups": {
+            "group_0": {
+                "targets": ["Linear"],
+                "weights": weights,
+                "input_activations": None,
+                "output_activations": None,
+            }
+        },
+    }
 
 
 def checkpoint_tensors(method, q, s, z, bits):
@@ -307,14 +349,23 @@ def checkpoint_tensors(method, q, s, z, bits):
     n, k = q.shape
     if method == GPTQ:
         zeros = torch.full_like(s, (1 << (bits - 1)) - 1, dtype=torch.int32)  # v1: z - 1
-        return {"qweight": pack_along(q.t(), bits, 0), "scales": s.t().contiguous(),
-                "qzeros": pack_along(zeros.t(), bits, 1)}
+        return {
+            "qweight": pack_along(q.t(), bits, 0),
+            "scales": s.t().contiguous(),
+            "qzeros": pack_along(zeros.t(), bits, 1),
+        }
     if method == AWQ:  # packed along N in AWQ's order
         zeros = z if z is not None else torch.zeros_like(s, dtype=torch.int32)
-        return {"qweight": pack_along(q.t(), bits, 1, AWQ_ORDER), "scales": s.t().contiguous(),
-                "qzeros": pack_along(zeros.t(), bits, 1, AWQ_ORDER)}
-    out = {"weight_packed": ct_pack(q, bits, 1), "weight_scale": s.clone(),
-           "weight_shape": torch.tensor([n, k], dtype=torch.int64)}
+        return {
+            "qweight": pack_along(q.t(), bits, 1, AWQ_ORDER),
+            "scales": s.t().contiguous(),
+            "qzeros": pack_along(zeros.t(), bits, 1, AWQ_ORDER),
+        }
+    out = {
+        "weight_packed": ct_pack(q, bits, 1),
+        "weight_scale": s.clone(),
+        "weight_shape": torch.tensor([n, k], dtype=torch.int64),
+    }
     if z is not None:
         out["weight_zero_point"] = ct_pack(z, bits, 0)
     return out
@@ -327,11 +378,11 @@ LAYER_CASES = [
     (GPTQ, 4, -1, None, torch.bfloat16, 192, 32, False),
     (AWQ, 4, 64, True, torch.float16, 128, 64, False),
     (AWQ, 4, 128, True, torch.bfloat16, 256, 32, True),
-    (AWQ, 4, 64, False, torch.float16, 128, 32, False),     # zero_point: false
-    (CT, 8, 64, None, torch.float32, 192, 40, False),       # W8A16 in fp32
+    (AWQ, 4, 64, False, torch.float16, 128, 32, False),  # zero_point: false
+    (CT, 8, 64, None, torch.float32, 192, 40, False),  # W8A16 in fp32
     (CT, 8, 128, None, torch.bfloat16, 256, 64, True),
-    (CT, 4, 32, True, torch.float32, 96, 48, False),        # asymmetric W4A16
-    (CT, 8, -1, True, torch.float16, 72, 24, False),        # channelwise asymmetric 8-bit
+    (CT, 4, 32, True, torch.float32, 96, 48, False),  # asymmetric W4A16
+    (CT, 8, -1, True, torch.float16, 72, 24, False),  # channelwise asymmetric 8-bit
     (CT, 4, -1, None, torch.bfloat16, 160, 40, False),
 ]
 
@@ -342,10 +393,17 @@ def test_vllm_linear_layer(vllm_env, method, bits, group, zp, dtype, k, n, bias)
 
     q, s, z, w = random_quant(n, k, bits, group, dtype, zp, seed=7 * k + n)
     layer = vllm_env.linear.ColumnParallelLinear(
-        k, n, bias=bias, params_dtype=dtype, quant_config=quant_config(method, bits, group, zp),
-        prefix="model.layers.0.mlp.up_proj", return_bias=False)
-    kernel = layer.quant_method.kernel if hasattr(layer.quant_method, "kernel") \
-        else layer.scheme.kernel
+        k,
+        n,
+        bias=bias,
+        params_dtype=dtype,
+        quant_config=quant_config(method, bits, group, zp),
+        prefix="model.layers.0.mlp.up_proj",
+        return_bias=False,
+    )
+    kernel = (
+        layer.quant_method.kernel if hasattr(layer.quant_method, "kernel") else layer.scheme.kernel
+    )
     assert isinstance(kernel, ForgeWNA16LinearKernel)
     tensors = checkpoint_tensors(method, q, s, z, bits)
     if bias:
@@ -356,8 +414,9 @@ def test_vllm_linear_layer(vllm_env, method, bits, group, zp, dtype, k, n, bias)
     layer.quant_method.process_weights_after_loading(layer)
 
     # Only our tensors remain: no int32 words, no zero points.
-    assert all(p.dtype != torch.int32 for p in layer.parameters()), \
-        {name: p.dtype for name, p in layer.named_parameters()}
+    assert all(p.dtype != torch.int32 for p in layer.parameters()), {
+        name: p.dtype for name, p in layer.named_parameters()
+    }
     qweight, scales = getattr(layer, kernel.w_q_name), getattr(layer, kernel.w_s_name)
     packed = PackedWeight(qweight, scales, getattr(layer, MINS), kernel.bits, kernel.group_size, k)
     got = packed.dequantize()
@@ -373,14 +432,19 @@ def test_vllm_linear_layer(vllm_env, method, bits, group, zp, dtype, k, n, bias)
     # fp32: summation order only; bf16/fp16: the output's rounding (and the kernel's
     # half-precision dequantised panels), relative to the output's scale.
     scale = float(ref.abs().max())
-    tol = dict(rtol=1e-5, atol=1e-5 * scale) if dtype == torch.float32 \
+    tol = (
+        dict(rtol=1e-5, atol=1e-5 * scale)
+        if dtype == torch.float32
         else dict(rtol=1.6e-2, atol=1e-2 * scale)
+    )
     torch.testing.assert_close(out.float(), ref, **tol)
     # A strided x (a column slice) is handled.
     wide = torch.randn(5, k + 8).to(dtype)
-    torch.testing.assert_close(layer(wide[:, 4:4 + k]).float(),
-                               wide[:, 4:4 + k].float() @ w.t()
-                               + (tensors["bias"].float() if bias else 0), **tol)
+    torch.testing.assert_close(
+        layer(wide[:, 4 : 4 + k]).float(),
+        wide[:, 4 : 4 + k].float() @ w.t() + (tensors["bias"].float() if bias else 0),
+        **tol,
+    )
 
 
 def test_gptq_8bit_is_refused_by_vllm_on_cpu(vllm_env):
@@ -389,16 +453,33 @@ def test_gptq_8bit_is_refused_by_vllm_on_cpu(vllm_env):
     W8A16 does)."""
     with pytest.raises(ValueError, match="uint8b128"):
         vllm_env.linear.ColumnParallelLinear(
-            256, 64, bias=False, params_dtype=torch.bfloat16,
-            quant_config=quant_config(GPTQ, 8, 128, None), prefix="x", return_bias=False)
+            256,
+            64,
+            bias=False,
+            params_dtype=torch.bfloat16,
+            quant_config=quant_config(GPTQ, 8, 128, None),
+            prefix="x",
+            return_bias=False,
+        )
 
 
 # --- end to end: a quantised tiny Llama through the engine --------------------------
 
-LINEARS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-           "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
-E2E_PROMPTS = ["The quick brown fox", "A paged attention kernel reads", "Numbers: 0 1 2",
-               "Rotary embeddings rotate query and key vectors by their position. " * 4]
+LINEARS = (
+    "self_attn.q_proj",
+    "self_attn.k_proj",
+    "self_attn.v_proj",
+    "self_attn.o_proj",
+    "mlp.gate_proj",
+    "mlp.up_proj",
+    "mlp.down_proj",
+)
+E2E_PROMPTS = [
+    "The quick brown fox",
+    "A paged attention kernel reads",
+    "Numbers: 0 1 2",
+    "Rotary embeddings rotate query and key vectors by their position. " * 4,
+]
 
 
 def rtn(weight: torch.Tensor, bits: int, group: int):
@@ -415,8 +496,9 @@ def rtn(weight: torch.Tensor, bits: int, group: int):
     return q, s, w
 
 
-def quantise_checkpoint(src: Path, dst: Path, method: str, bits: int, group: int,
-                        dequantised: Path | None = None) -> None:
+def quantise_checkpoint(
+    src: Path, dst: Path, method: str, bits: int, group: int, dequantised: Path | None = None
+) -> None:
     """The tiny model's linear layers quantised (RTN) in GPTQ's or compressed-tensors'
     published layout, with its quantization_config; `dequantised`: the same quantised
     weights as a plain fp32 checkpoint."""
@@ -453,30 +535,52 @@ def quantise_checkpoint(src: Path, dst: Path, method: str, bits: int, group: int
         config = json.loads((src / "config.json").read_text())
         if out == dst:
             config["quantization_config"] = (
-                {"quant_method": "gptq", "bits": bits, "group_size": group, "desc_act": False,
-                 "sym": True, "lm_head": False, "checkpoint_format": "gptq"}
-                if method == GPTQ else ct_quantization_config(bits, group, None))
+                {
+                    "quant_method": "gptq",
+                    "bits": bits,
+                    "group_size": group,
+                    "desc_act": False,
+                    "sym": True,
+                    "lm_head": False,
+                    "checkpoint_format": "gptq",
+                }
+                if method == GPTQ
+                else ct_quantization_config(bits, group, None)
+            )
         (out / "config.json").write_text(json.dumps(config, indent=1))
         save_file({k: v.contiguous() for k, v in tensors.items()}, out / "model.safetensors")
 
 
-def run_engine(tmp: Path, tag: str, model: Path, dtype: str, forge: bool,
-               eager: bool = True) -> dict:
+def run_engine(
+    tmp: Path, tag: str, model: Path, dtype: str, forge: bool, eager: bool = True
+) -> dict:
     """One engine in a subprocess (this file's __main__): greedy tokens, top-2 logprobs,
     and the per-op counts of our kernels."""
     from vllm_forge import report
 
     config, out, counts = tmp / f"{tag}.json", tmp / f"{tag}.out.json", tmp / f"{tag}.counts"
     counts.mkdir()
-    config.write_text(json.dumps(dict(model=str(model), dtype=dtype, prompts=E2E_PROMPTS,
-                                      max_tokens=16, eager=eager)))
-    env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1", VLLM_PLUGINS="forge" if forge else "none",
-               FORGE_KERNEL_REPORT_DIR=str(counts),
-               # Engine core and worker in this process, where register() runs.
-               VLLM_ENABLE_V1_MULTIPROCESSING="0")
+    config.write_text(
+        json.dumps(
+            dict(model=str(model), dtype=dtype, prompts=E2E_PROMPTS, max_tokens=16, eager=eager)
+        )
+    )
+    env = dict(
+        os.environ,
+        VLLM_CPU_KVCACHE_SPACE="1",
+        VLLM_PLUGINS="forge" if forge else "none",
+        FORGE_KERNEL_REPORT_DIR=str(counts),
+        # Engine core and worker in this process, where register() runs.
+        VLLM_ENABLE_V1_MULTIPROCESSING="0",
+    )
     env.pop("VLLM_DISABLED_KERNELS", None)  # our platform's choice, not the caller's
-    proc = subprocess.run([sys.executable, __file__, str(config), str(out)], env=env,
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, __file__, str(config), str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, f"{tag} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
     result = json.loads(out.read_text())
     result["counts"] = report.collect(counts)
@@ -496,8 +600,10 @@ def compare(ours: dict, reference: dict, tie: float) -> list[str]:
                 continue
             gaps = [r["top2"][step][0] - r["top2"][step][1] for r in (a, b)]
             if min(gaps) >= tie:
-                problems.append(f"prompt {i} step {step}: token {x} vs {y} (top-2 gaps "
-                                f"{gaps[0]:.4f} here, {gaps[1]:.4f} there)")
+                problems.append(
+                    f"prompt {i} step {step}: token {x} vs {y} (top-2 gaps "
+                    f"{gaps[0]:.4f} here, {gaps[1]:.4f} there)"
+                )
             break
     return problems
 
@@ -540,8 +646,14 @@ def test_compressed_tensors_w8a16_fp32_matches_dequantised(tiny_llama, tmp_path)
     quantise_checkpoint(tiny_llama, model, CT, 8, 64, dequantised=plain)
     builtin = run_engine(tmp_path, "builtin", plain, "float32", False)
     for eager in (True, False):
-        ours = run_engine(tmp_path, f"forge-{'eager' if eager else 'compiled'}", model,
-                          "float32", True, eager=eager)
+        ours = run_engine(
+            tmp_path,
+            f"forge-{'eager' if eager else 'compiled'}",
+            model,
+            "float32",
+            True,
+            eager=eager,
+        )
         assert "Using ForgeWNA16LinearKernel for CompressedTensorsWNA16" in ours["log"]
         assert ours["counts"].get("native", {}).get("quant_gemm", 0) > 0, ours["counts"]
         problems = compare(ours, builtin, tie=1e-3)
@@ -555,18 +667,29 @@ def _generate(config_path: str, out_path: str) -> None:
     from vllm import LLM, SamplingParams
     from vllm.platforms import current_platform
 
-    llm = LLM(model=cfg["model"], dtype=cfg["dtype"], enforce_eager=cfg["eager"], max_model_len=512,
-              max_num_batched_tokens=128, gpu_memory_utilization=0.5, seed=0)
-    params = SamplingParams(temperature=0.0, max_tokens=cfg["max_tokens"], logprobs=2,
-                            ignore_eos=True)
+    llm = LLM(
+        model=cfg["model"],
+        dtype=cfg["dtype"],
+        enforce_eager=cfg["eager"],
+        max_model_len=512,
+        max_num_batched_tokens=128,
+        gpu_memory_utilization=0.5,
+        seed=0,
+    )
+    params = SamplingParams(
+        temperature=0.0, max_tokens=cfg["max_tokens"], logprobs=2, ignore_eos=True
+    )
     results = []
     for request in llm.generate(cfg["prompts"], params, use_tqdm=False):
         completion = request.outputs[0]
-        top2 = [sorted((lp.logprob for lp in step.values()), reverse=True)[:2]
-                for step in completion.logprobs]
+        top2 = [
+            sorted((lp.logprob for lp in step.values()), reverse=True)[:2]
+            for step in completion.logprobs
+        ]
         results.append({"token_ids": list(completion.token_ids), "top2": top2})
-    Path(out_path).write_text(json.dumps({"platform": type(current_platform).__name__,
-                                          "results": results}))
+    Path(out_path).write_text(
+        json.dumps({"platform": type(current_platform).__name__, "results": results})
+    )
 
 
 if __name__ == "__main__":

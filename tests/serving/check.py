@@ -19,9 +19,11 @@ def mix_problems(requests: list[dict], max_model_len: int) -> list[str]:
     for r in requests:
         spec, n = r["spec"], r["prompt_len"]
         if (n >= max_model_len) != spec["over_limit"]:
-            problems.append(f"mix: {spec['name']} has {n} prompt tokens, which is "
-                            f"{'not ' if spec['over_limit'] else ''}over the limit of "
-                            f"{max_model_len} its spec says")
+            problems.append(
+                f"mix: {spec['name']} has {n} prompt tokens, which is "
+                f"{'not ' if spec['over_limit'] else ''}over the limit of "
+                f"{max_model_len} its spec says"
+            )
     return problems
 
 
@@ -42,15 +44,19 @@ def status_problems(outcomes: list[Outcome]) -> list[str]:
             except (ValueError, KeyError, TypeError):
                 clean = False
             if not clean:
-                problems.append(f"{o.describe()}: over the limit, wanted a 400 with an error "
-                                f"object, got HTTP {o.status}: {o.body[:300]!r}")
+                problems.append(
+                    f"{o.describe()}: over the limit, wanted a 400 with an error "
+                    f"object, got HTTP {o.status}: {o.body[:300]!r}"
+                )
         elif o.status != 200:
             problems.append(f"{o.describe()}: HTTP {o.status}: {o.body}")
         elif o.error:
             problems.append(f"{o.describe()}: {o.error}")
         elif o.request.cancel_after and not o.cancelled:
-            problems.append(f"{o.describe()}: the stream ended before the client could "
-                            f"cancel it ({len(o.token_ids)} tokens)")
+            problems.append(
+                f"{o.describe()}: the stream ended before the client could "
+                f"cancel it ({len(o.token_ids)} tokens)"
+            )
     return problems
 
 
@@ -65,24 +71,35 @@ def reference_problems(outcomes: list[Outcome], reference: dict[str, dict]) -> l
             continue
         ref = reference[o.request.spec.name]
         if o.prompt_token_ids != ref["prompt_token_ids"]:
-            problems.append(f"{o.describe()}: prompt token ids differ from the offline run's "
-                            f"(server {len(o.prompt_token_ids or [])} tokens, offline "
-                            f"{len(ref['prompt_token_ids'])})")
+            problems.append(
+                f"{o.describe()}: prompt token ids differ from the offline run's "
+                f"(server {len(o.prompt_token_ids or [])} tokens, offline "
+                f"{len(ref['prompt_token_ids'])})"
+            )
             continue
-        want = ref["token_ids"][:len(o.token_ids)] if o.cancelled else ref["token_ids"]
+        want = ref["token_ids"][: len(o.token_ids)] if o.cancelled else ref["token_ids"]
         if o.token_ids != want:
-            step = next((i for i, (a, b) in enumerate(zip(o.token_ids, want)) if a != b),
-                        min(len(o.token_ids), len(want)))
-            gap = (f"offline top-2 gap {ref['top2'][step][0] - ref['top2'][step][1]:.2e}"
-                   if step < len(ref["top2"]) and len(ref["top2"][step]) == 2 else "no gap")
+            step = next(
+                (i for i, (a, b) in enumerate(zip(o.token_ids, want)) if a != b),
+                min(len(o.token_ids), len(want)),
+            )
+            gap = (
+                f"offline top-2 gap {ref['top2'][step][0] - ref['top2'][step][1]:.2e}"
+                if step < len(ref["top2"]) and len(ref["top2"][step]) == 2
+                else "no gap"
+            )
             got = o.token_ids[step] if step < len(o.token_ids) else "end"
             exp = want[step] if step < len(want) else "end"
-            problems.append(f"{o.describe()}: token {step} is {got}, offline {exp} ({gap}); "
-                            f"server {o.text!r}, offline {ref['text']!r}")
+            problems.append(
+                f"{o.describe()}: token {step} is {got}, offline {exp} ({gap}); "
+                f"server {o.text!r}, offline {ref['text']!r}"
+            )
         elif not o.cancelled and (o.text, o.finish_reason) != (ref["text"], ref["finish_reason"]):
-            problems.append(f"{o.describe()}: same tokens, but text/finish reason "
-                            f"{o.text!r}/{o.finish_reason} vs offline "
-                            f"{ref['text']!r}/{ref['finish_reason']}")
+            problems.append(
+                f"{o.describe()}: same tokens, but text/finish reason "
+                f"{o.text!r}/{o.finish_reason} vs offline "
+                f"{ref['text']!r}/{ref['finish_reason']}"
+            )
     return problems
 
 
@@ -96,19 +113,24 @@ def cancellation_problems(outcomes: list[Outcome], generated: float) -> list[str
     allowed = CANCEL_SLACK_TOKENS * len(cancelled)
     if excess > allowed:
         unread = sum(o.request.spec.max_tokens - len(o.token_ids) for o in cancelled)
-        return [f"cancellation: the server generated {generated:.0f} tokens, clients got "
-                f"{delivered}: {excess:.0f} more than delivered, over the {allowed} allowed "
-                f"for {len(cancelled)} cancelled streams ({unread} more if none had been "
-                f"aborted)"]
+        return [
+            f"cancellation: the server generated {generated:.0f} tokens, clients got "
+            f"{delivered}: {excess:.0f} more than delivered, over the {allowed} allowed "
+            f"for {len(cancelled)} cancelled streams ({unread} more if none had been "
+            f"aborted)"
+        ]
     return []
 
 
-def rss_problems(before: float, per_before: dict, after: float, per_after: dict,
-                 limit: float) -> list[str]:
+def rss_problems(
+    before: float, per_before: dict, after: float, per_after: dict, limit: float
+) -> list[str]:
     """Resident memory of the server's tree, idle after the warm-up vs idle at the end."""
     if after > before * (1 + limit):
-        return [f"resident memory grew from {before:.0f} MiB after the warm-up to "
-                f"{after:.0f} MiB (over {limit:.0%}): {per_before} -> {per_after}"]
+        return [
+            f"resident memory grew from {before:.0f} MiB after the warm-up to "
+            f"{after:.0f} MiB (over {limit:.0%}): {per_before} -> {per_after}"
+        ]
     return []
 
 
@@ -116,12 +138,17 @@ def shutdown_problems(shutdown: Shutdown, timeout_s: float, log: str) -> list[st
     """The signal made the server exit in time, with status 0, taking its children."""
     problems = []
     if shutdown.seconds is None:
-        problems.append(f"{shutdown.signal_name}: the server did not exit within "
-                        f"{timeout_s:.0f} s (killed); its log ends:\n{log[-3000:]}")
+        problems.append(
+            f"{shutdown.signal_name}: the server did not exit within "
+            f"{timeout_s:.0f} s (killed); its log ends:\n{log[-3000:]}"
+        )
     elif shutdown.returncode != 0:
-        problems.append(f"{shutdown.signal_name}: the server exited with "
-                        f"{shutdown.returncode}; its log ends:\n{log[-3000:]}")
+        problems.append(
+            f"{shutdown.signal_name}: the server exited with "
+            f"{shutdown.returncode}; its log ends:\n{log[-3000:]}"
+        )
     if shutdown.survivors:
-        problems.append(f"{shutdown.signal_name}: processes outlived the server: "
-                        f"{shutdown.survivors}")
+        problems.append(
+            f"{shutdown.signal_name}: processes outlived the server: {shutdown.survivors}"
+        )
     return problems

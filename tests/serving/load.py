@@ -19,14 +19,14 @@ import aiohttp
 from tests.serving.prompts import PromptSpec
 
 REQUEST_TIMEOUT_S = 300  # a request may queue behind 15 others on a busy 2-core machine
-READ_TIMEOUT_S = 120     # silence on an open stream longer than this is a hang
+READ_TIMEOUT_S = 120  # silence on an open stream longer than this is a hang
 
 
 @dataclass(frozen=True)
 class PlannedRequest:
     index: int
     spec: PromptSpec
-    payload: dict           # {"prompt": ...} or {"messages": ...}
+    payload: dict  # {"prompt": ...} or {"messages": ...}
     stream: bool
     cancel_after: int | None = None  # close the connection after this many token chunks
 
@@ -34,10 +34,10 @@ class PlannedRequest:
 @dataclass
 class Outcome:
     request: PlannedRequest
-    status: int | None = None         # HTTP status; None: no response (error says why)
-    body: str = ""                    # the body of a non-200 answer (truncated)
-    error: str = ""                   # client-side failure, or an error event in a stream
-    cancelled: bool = False           # the client closed the stream on purpose
+    status: int | None = None  # HTTP status; None: no response (error says why)
+    body: str = ""  # the body of a non-200 answer (truncated)
+    error: str = ""  # client-side failure, or an error event in a stream
+    cancelled: bool = False  # the client closed the stream on purpose
     prompt_token_ids: list[int] | None = None
     token_ids: list[int] = field(default_factory=list)
     text: str = ""
@@ -46,13 +46,16 @@ class Outcome:
 
     def describe(self) -> str:
         r = self.request
-        return (f"request {r.index} ({r.spec.name}, {r.spec.endpoint}, "
-                f"{'stream' if r.stream else 'no stream'}"
-                f"{f', cancel after {r.cancel_after}' if r.cancel_after else ''})")
+        return (
+            f"request {r.index} ({r.spec.name}, {r.spec.endpoint}, "
+            f"{'stream' if r.stream else 'no stream'}"
+            f"{f', cancel after {r.cancel_after}' if r.cancel_after else ''})"
+        )
 
 
-def plan(requests: list[tuple[PromptSpec, dict]], count: int,
-         seed: int = 0) -> list[PlannedRequest]:
+def plan(
+    requests: list[tuple[PromptSpec, dict]], count: int, seed: int = 0
+) -> list[PlannedRequest]:
     """count requests: rounds over every spec in a seeded shuffled order, each round
     alternating streamed and not; cancel specs always stream and are closed after 2-6
     chunks. The first round (one of each spec) is the warm-up."""
@@ -66,14 +69,23 @@ def plan(requests: list[tuple[PromptSpec, dict]], count: int,
                 break
             cancel = spec.name.startswith("cancel")
             stream = cancel or rng.random() < 0.5
-            out.append(PlannedRequest(len(out), spec, payload, stream,
-                                      rng.randint(2, 6) if cancel else None))
+            out.append(
+                PlannedRequest(
+                    len(out), spec, payload, stream, rng.randint(2, 6) if cancel else None
+                )
+            )
     return out
 
 
 def body(req: PlannedRequest, model: str) -> dict:
-    b = dict(req.payload, model=model, max_tokens=req.spec.max_tokens, temperature=0.0,
-             stream=req.stream, return_token_ids=True)
+    b = dict(
+        req.payload,
+        model=model,
+        max_tokens=req.spec.max_tokens,
+        temperature=0.0,
+        stream=req.stream,
+        return_token_ids=True,
+    )
     if req.spec.ignore_eos:
         b["ignore_eos"] = True
     return b
@@ -100,7 +112,7 @@ async def _stream(resp: aiohttp.ClientResponse, outcome: Outcome) -> None:
         line = raw.decode().strip()
         if not line.startswith("data:"):
             continue
-        data = line[len("data:"):].strip()
+        data = line[len("data:") :].strip()
         if data == "[DONE]":
             return
         chunk = json.loads(data)
@@ -117,8 +129,9 @@ async def _stream(resp: aiohttp.ClientResponse, outcome: Outcome) -> None:
     outcome.error = "the stream ended without [DONE]"
 
 
-async def send(session: aiohttp.ClientSession, url: str, model: str,
-               req: PlannedRequest) -> Outcome:
+async def send(
+    session: aiohttp.ClientSession, url: str, model: str, req: PlannedRequest
+) -> Outcome:
     outcome = Outcome(req)
     path = "/v1/chat/completions" if req.spec.endpoint == "chat" else "/v1/completions"
     start = time.monotonic()
@@ -137,18 +150,21 @@ async def send(session: aiohttp.ClientSession, url: str, model: str,
     return outcome
 
 
-async def _run(url: str, model: str, requests: list[PlannedRequest], clients: int,
-               outcomes: list[Outcome]) -> None:
+async def _run(
+    url: str, model: str, requests: list[PlannedRequest], clients: int, outcomes: list[Outcome]
+) -> None:
     queue: asyncio.Queue[PlannedRequest] = asyncio.Queue()
     for r in requests:
         queue.put_nowait(r)
-    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S, sock_connect=10,
-                                    sock_read=READ_TIMEOUT_S)
+    timeout = aiohttp.ClientTimeout(
+        total=REQUEST_TIMEOUT_S, sock_connect=10, sock_read=READ_TIMEOUT_S
+    )
 
     async def client() -> None:
         # One connection per client, as 16 independent users would have.
-        async with aiohttp.ClientSession(timeout=timeout,
-                                         connector=aiohttp.TCPConnector(limit=1)) as session:
+        async with aiohttp.ClientSession(
+            timeout=timeout, connector=aiohttp.TCPConnector(limit=1)
+        ) as session:
             while not queue.empty():
                 outcomes.append(await send(session, url, model, queue.get_nowait()))
 
@@ -159,13 +175,16 @@ class LoadTimeout(AssertionError):
     pass
 
 
-def run(url: str, model: str, requests: list[PlannedRequest], clients: int,
-        deadline_s: float) -> list[Outcome]:
+def run(
+    url: str, model: str, requests: list[PlannedRequest], clients: int, deadline_s: float
+) -> list[Outcome]:
     """Send requests from `clients` concurrent clients; every outcome, in plan order."""
     outcomes: list[Outcome] = []
     try:
         asyncio.run(asyncio.wait_for(_run(url, model, requests, clients, outcomes), deadline_s))
     except asyncio.TimeoutError:
-        raise LoadTimeout(f"only {len(outcomes)} of {len(requests)} requests from {clients} "
-                          f"clients finished within {deadline_s:.0f} s") from None
+        raise LoadTimeout(
+            f"only {len(outcomes)} of {len(requests)} requests from {clients} "
+            f"clients finished within {deadline_s:.0f} s"
+        ) from None
     return sorted(outcomes, key=lambda o: o.request.index)

@@ -25,8 +25,9 @@ from tests.serving import prompts, settings  # noqa: E402
 def prompt_len(tokenizer, payload: dict) -> int:
     """Prompt tokens as the server counts them (chat: the template applied)."""
     if "messages" in payload:
-        text = tokenizer.apply_chat_template(payload["messages"], tokenize=False,
-                                             add_generation_prompt=True)
+        text = tokenizer.apply_chat_template(
+            payload["messages"], tokenize=False, add_generation_prompt=True
+        )
         return len(tokenizer(text, add_special_tokens=False)["input_ids"])
     if isinstance(payload["prompt"], list):
         return len(payload["prompt"])
@@ -46,11 +47,17 @@ def sampling(llm, spec: prompts.PromptSpec):
 
 def record(output) -> dict:
     completion = output.outputs[0]
-    top2 = [sorted((lp.logprob for lp in step.values()), reverse=True)[:2]
-            for step in completion.logprobs]
-    return {"prompt_token_ids": list(output.prompt_token_ids),
-            "token_ids": list(completion.token_ids), "text": completion.text,
-            "finish_reason": completion.finish_reason, "top2": top2}
+    top2 = [
+        sorted((lp.logprob for lp in step.values()), reverse=True)[:2]
+        for step in completion.logprobs
+    ]
+    return {
+        "prompt_token_ids": list(output.prompt_token_ids),
+        "token_ids": list(completion.token_ids),
+        "text": completion.text,
+        "finish_reason": completion.finish_reason,
+        "top2": top2,
+    }
 
 
 def main(model: str, specs_path: str, out_path: str) -> None:
@@ -62,29 +69,47 @@ def main(model: str, specs_path: str, out_path: str) -> None:
     specs = [prompts.from_json(d) for d in json.loads(Path(specs_path).read_text())]
     llm = LLM(model=model, **settings.ENGINE)
     tokenizer = llm.get_tokenizer()
-    corpus = english_text_ids(tokenizer, prompts.corpus_tokens(specs),
-                              chunk=prompts.corpus_tokens(specs))[0]
+    corpus = english_text_ids(
+        tokenizer, prompts.corpus_tokens(specs), chunk=prompts.corpus_tokens(specs)
+    )[0]
     requests = []
     for spec in specs:
         payload = prompts.resolve(spec, corpus, tokenizer.decode)
-        requests.append({"spec": prompts.to_json(spec), "payload": payload,
-                         "prompt_len": prompt_len(tokenizer, payload)})
+        requests.append(
+            {
+                "spec": prompts.to_json(spec),
+                "payload": payload,
+                "prompt_len": prompt_len(tokenizer, payload),
+            }
+        )
     limit = settings.ENGINE["max_model_len"]
     fits = [(spec, r["payload"]) for spec, r in zip(specs, requests) if r["prompt_len"] < limit]
     results = {}
     completions = [(s, p) for s, p in fits if s.endpoint == "completions"]
-    outs = llm.generate([{"prompt_token_ids": p["prompt"]} if isinstance(p["prompt"], list)
-                         else p["prompt"] for _, p in completions],
-                        [sampling(llm, s) for s, _ in completions], use_tqdm=False)
+    outs = llm.generate(
+        [
+            {"prompt_token_ids": p["prompt"]} if isinstance(p["prompt"], list) else p["prompt"]
+            for _, p in completions
+        ],
+        [sampling(llm, s) for s, _ in completions],
+        use_tqdm=False,
+    )
     results.update({s.name: record(o) for (s, _), o in zip(completions, outs)})
     chats = [(s, p) for s, p in fits if s.endpoint == "chat"]
-    outs = llm.chat([p["messages"] for _, p in chats], [sampling(llm, s) for s, _ in chats],
-                    use_tqdm=False)
+    outs = llm.chat(
+        [p["messages"] for _, p in chats], [sampling(llm, s) for s, _ in chats], use_tqdm=False
+    )
     results.update({s.name: record(o) for (s, _), o in zip(chats, outs)})
-    Path(out_path).write_text(json.dumps({
-        "platform": type(current_platform).__name__,
-        "sampling_defaults": repr(llm.get_default_sampling_params()),
-        "requests": requests, "results": results}))
+    Path(out_path).write_text(
+        json.dumps(
+            {
+                "platform": type(current_platform).__name__,
+                "sampling_defaults": repr(llm.get_default_sampling_params()),
+                "requests": requests,
+                "results": results,
+            }
+        )
+    )
     # Stop the engine before the interpreter tears down (see tests/e2e/generate_gguf.py).
     llm.llm_engine.engine_core.shutdown()
 

@@ -16,7 +16,7 @@ def _stat_fields(pid: int) -> list[str] | None:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return text[text.rindex(")") + 2:].split()
+    return text[text.rindex(")") + 2 :].split()
 
 
 def start_time(pid: int) -> int | None:
@@ -80,11 +80,11 @@ def shm_held_by(pid: int) -> set[str]:
             parts = line.split(maxsplit=5)  # address perms offset dev inode [path]
             path = parts[5] if len(parts) == 6 else ""
             if path.startswith(prefix):
-                held.add(path[len(prefix):].removesuffix(" (deleted)"))
+                held.add(path[len(prefix) :].removesuffix(" (deleted)"))
         for fd in os.listdir(f"/proc/{pid}/fd"):
             target = os.readlink(f"/proc/{pid}/fd/{fd}")
             if target.startswith(prefix):
-                held.add(target[len(prefix):].removesuffix(" (deleted)"))
+                held.add(target[len(prefix) :].removesuffix(" (deleted)"))
     except OSError:
         pass
     return held

@@ -22,12 +22,12 @@ QUESTIONS = CHAT_QUESTIONS[:4]
 @dataclass(frozen=True)
 class PromptSpec:
     name: str
-    form: str              # "ids" (completions, token ids), "text" (completions), "chat"
-    tokens: int            # prompt size in corpus tokens (0: a chat question)
+    form: str  # "ids" (completions, token ids), "text" (completions), "chat"
+    tokens: int  # prompt size in corpus tokens (0: a chat question)
     max_tokens: int
     over_limit: bool = False  # the prompt alone reaches max_model_len: HTTP 400
-    offset: int = 0        # where in the corpus the slice starts
-    question: int = 0      # chat with tokens == 0: which of QUESTIONS
+    offset: int = 0  # where in the corpus the slice starts
+    question: int = 0  # chat with tokens == 0: which of QUESTIONS
     # Streams the client cancels must still be running when it hangs up: no early EOS.
     ignore_eos: bool = False
 
@@ -39,9 +39,12 @@ class PromptSpec:
 def mix(max_model_len: int) -> list[PromptSpec]:
     """Every kind of request, sized against max_model_len (512 in the test)."""
     L = max_model_len
-    ids = [PromptSpec(f"ids-{n}", "ids", n, m, offset=37 * i)
-           for i, (n, m) in enumerate([(1, 16), (2, 16), (9, 24), (40, 24), (130, 24),
-                                       (257, 16), (384, 16)])]
+    ids = [
+        PromptSpec(f"ids-{n}", "ids", n, m, offset=37 * i)
+        for i, (n, m) in enumerate(
+            [(1, 16), (2, 16), (9, 24), (40, 24), (130, 24), (257, 16), (384, 16)]
+        )
+    ]
     edge = [
         PromptSpec("ids-fills-context", "ids", L - 32, 32, offset=11),  # ends at exactly L
         # prompt + max_tokens over L: the server caps the output at L - prompt tokens,
@@ -80,14 +83,17 @@ def corpus_tokens(specs: list[PromptSpec]) -> int:
 def resolve(spec: PromptSpec, corpus_ids: list[int], decode) -> dict:
     """The spec's request payload: {"prompt": [ids] | str} or {"messages": [...]}.
     decode: token ids -> text (the model's tokenizer)."""
-    piece = corpus_ids[spec.offset:spec.offset + spec.tokens]
+    piece = corpus_ids[spec.offset : spec.offset + spec.tokens]
     assert len(piece) == spec.tokens, f"{spec.name}: the corpus is too short"
     if spec.form == "ids":
         return {"prompt": piece}
     if spec.form == "text":
         return {"prompt": decode(piece)}
-    content = (QUESTIONS[spec.question] if spec.tokens == 0
-               else "Summarise this text in one sentence:\n\n" + decode(piece))
+    content = (
+        QUESTIONS[spec.question]
+        if spec.tokens == 0
+        else "Summarise this text in one sentence:\n\n" + decode(piece)
+    )
     return {"messages": [{"role": "user", "content": content}]}
 
 

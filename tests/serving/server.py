@@ -34,7 +34,7 @@ def free_port() -> int:
 @dataclass
 class Shutdown:
     signal_name: str
-    seconds: float | None      # None: did not exit in time (then killed)
+    seconds: float | None  # None: did not exit in time (then killed)
     returncode: int | None
     survivors: list[str] = field(default_factory=list)  # "name pid" still running after exit
 
@@ -43,20 +43,35 @@ class VllmServer:
     def __init__(self, model: str, flags: list[str], env: dict, log_path: Path):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.cmd = [sys.executable, "-m", SERVER_MODULE, "--model", model, "--host", "127.0.0.1",
-                    "--port", str(self.port), *flags]
+        self.cmd = [
+            sys.executable,
+            "-m",
+            SERVER_MODULE,
+            "--model",
+            model,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            *flags,
+        ]
         self.env, self.log_path = env, log_path
         self.proc: subprocess.Popen | None = None
         self.seen: dict[tuple[int, int], str] = {}  # every member of the tree ever observed
-        self.shm_seen: set[str] = set()             # every /dev/shm entry they held
+        self.shm_seen: set[str] = set()  # every /dev/shm entry they held
 
     def __enter__(self) -> "VllmServer":
         with open(self.log_path, "wb") as log:
             # A session of its own: one killpg reaches the engine processes too, even
             # after the API server has died and they have been re-parented.
-            self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=log,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.cmd,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         return self
 
     def __exit__(self, *exc) -> None:
@@ -80,8 +95,10 @@ class VllmServer:
         start = time.monotonic()
         while time.monotonic() - start < timeout_s:
             if self.proc.poll() is not None:
-                raise ServerFailed(f"vllm serve exited with {self.proc.returncode} before it "
-                                   f"was ready:\n{self.log_tail()}")
+                raise ServerFailed(
+                    f"vllm serve exited with {self.proc.returncode} before it "
+                    f"was ready:\n{self.log_tail()}"
+                )
             try:
                 if self.get("/health", timeout_s=5)[0] == 200:
                     self.observe()
@@ -89,13 +106,13 @@ class VllmServer:
             except OSError:
                 pass  # not listening yet
             time.sleep(1)
-        raise ServerFailed(f"vllm serve was not ready after {timeout_s:.0f} s:\n"
-                           f"{self.log_tail()}")
+        raise ServerFailed(f"vllm serve was not ready after {timeout_s:.0f} s:\n{self.log_tail()}")
 
     def assert_alive(self, when: str) -> None:
         if self.proc.poll() is not None:
-            raise ServerFailed(f"vllm serve exited with {self.proc.returncode} {when}:\n"
-                               f"{self.log_tail()}")
+            raise ServerFailed(
+                f"vllm serve exited with {self.proc.returncode} {when}:\n{self.log_tail()}"
+            )
 
     def observe(self) -> dict[tuple[int, int], str]:
         """The tree now; remembered, with the segments it holds, for the shutdown checks."""
@@ -116,8 +133,11 @@ class VllmServer:
         status, text = self.get("/metrics")
         if status != 200:
             raise ServerFailed(f"GET /metrics answered {status}: {text[:500]}")
-        values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                  if line.startswith(name + "{") or line.startswith(name + " ")]
+        values = [
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(name + "{") or line.startswith(name + " ")
+        ]
         if not values:
             raise ServerFailed(f"/metrics has no {name}")
         return sum(values)
@@ -142,8 +162,11 @@ class VllmServer:
         return Shutdown(sig.name, seconds, returncode, survivors)
 
     def _survivors(self) -> list[str]:
-        return [f"{name} {pid}" for (pid, started), name in self.seen.items()
-                if procfs.is_running(pid, started)]
+        return [
+            f"{name} {pid}"
+            for (pid, started), name in self.seen.items()
+            if procfs.is_running(pid, started)
+        ]
 
     def kill(self) -> None:
         """SIGKILL the group and every member ever seen (idempotent)."""

@@ -22,10 +22,24 @@ from triton.compiler import ASTSource
 from tests.utils import make_paged_batch
 from vllm_forge.quant.format import quantize_rtn
 
-POINTER_TYPES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16",
-                 torch.int32: "i32", torch.int64: "i64", torch.int8: "i8", torch.uint8: "u8"}
-MODULES = ("reshape_and_cache", "paged_attention", "norms", "activation", "rotary_embedding",
-           "softmax", "quant_gemm")
+POINTER_TYPES = {
+    torch.float32: "fp32",
+    torch.bfloat16: "bf16",
+    torch.float16: "fp16",
+    torch.int32: "i32",
+    torch.int64: "i64",
+    torch.int8: "i8",
+    torch.uint8: "u8",
+}
+MODULES = (
+    "reshape_and_cache",
+    "paged_attention",
+    "norms",
+    "activation",
+    "rotary_embedding",
+    "softmax",
+    "quant_gemm",
+)
 
 
 class Recorder:
@@ -46,7 +60,7 @@ def signature(kernel, args, constexprs):
         elif isinstance(arg, bool):
             sig[name] = "i1"
         elif isinstance(arg, int):
-            sig[name] = "i32" if -2**31 <= arg < 2**31 else "i64"
+            sig[name] = "i32" if -(2**31) <= arg < 2**31 else "i64"
         elif isinstance(arg, float):
             sig[name] = "fp32"
         else:
@@ -68,35 +82,74 @@ def launches(dtype):
     k = torch.randn(3, 2, 128, dtype=dtype)
     cache = torch.randn(16, 64, dtype=dtype)
     yield "rotary_embedding", "rotary_embedding", (torch.tensor([0, 1, 2]), q, k, 128, cache, True)
-    yield "rotary_embedding", "rotary_embedding", (torch.tensor([0, 1, 2]), q, None, 128, cache, False)
+    yield (
+        "rotary_embedding",
+        "rotary_embedding",
+        (torch.tensor([0, 1, 2]), q, None, 128, cache, False),
+    )
     t = torch.ones(4)
     yield "softmax", "softmax", (torch.empty_like(x), x, t)
     yield "softmax", "log_softmax", (torch.empty_like(x), x, None)
-    yield "softmax", "topk_softmax", (torch.empty(4, 2), torch.empty(4, 2, dtype=torch.int32), x, True)
-    batch = make_paged_batch([(1, 20), (3, 9)], num_heads=8, num_kv_heads=2, head_size=128,
-                             block_size=16, dtype=dtype, poison=False)
+    yield (
+        "softmax",
+        "topk_softmax",
+        (torch.empty(4, 2), torch.empty(4, 2, dtype=torch.int32), x, True),
+    )
+    batch = make_paged_batch(
+        [(1, 20), (3, 9)],
+        num_heads=8,
+        num_kv_heads=2,
+        head_size=128,
+        block_size=16,
+        dtype=dtype,
+        poison=False,
+    )
     out = torch.empty_like(batch.query)
-    yield "reshape_and_cache", "reshape_and_cache", (
-        batch.key_cache, batch.value_cache, k, k, torch.tensor([0, 5, -1]))
+    yield (
+        "reshape_and_cache",
+        "reshape_and_cache",
+        (batch.key_cache, batch.value_cache, k, k, torch.tensor([0, 5, -1])),
+    )
     yield "paged_attention", "paged_attention", batch.args(out, 0.1)
     yield "paged_attention", "paged_attention", batch.args(out, 0.1, 16, 30.0)
-    decode = make_paged_batch([(1, 20), (1, 9)], num_heads=8, num_kv_heads=2, head_size=128,
-                              block_size=16, dtype=dtype, poison=False)
+    decode = make_paged_batch(
+        [(1, 20), (1, 9)],
+        num_heads=8,
+        num_kv_heads=2,
+        head_size=128,
+        block_size=16,
+        dtype=dtype,
+        poison=False,
+    )
     yield "paged_attention", "paged_attention", (*decode.args(torch.empty_like(decode.query), 0.1),)
     # quant_gemm: both code widths, a group per element (16) and per tile row (128),
     # fp16/fp32 scales, with and without mins and bias; the thin (m < 16) and tl.dot tiles.
-    for bits, group, scale_dtype, asym in ((4, 16, torch.float16, True),
-                                           (4, 128, torch.float32, False),
-                                           (8, 32, torch.float16, False),
-                                           (8, 128, torch.float32, True)):
-        p = quantize_rtn(torch.randn(8, 256), bits, group, symmetric=not asym,
-                         scale_dtype=scale_dtype)
+    for bits, group, scale_dtype, asym in (
+        (4, 16, torch.float16, True),
+        (4, 128, torch.float32, False),
+        (8, 32, torch.float16, False),
+        (8, 128, torch.float32, True),
+    ):
+        p = quantize_rtn(
+            torch.randn(8, 256), bits, group, symmetric=not asym, scale_dtype=scale_dtype
+        )
         mins = p.mins if asym else None
         bias = torch.randn(8, dtype=dtype) if asym else None
         for m in (1, 32):
-            yield "quant_gemm", "quant_gemm", (torch.empty(m, 8, dtype=dtype),
-                                               torch.randn(m, 256, dtype=dtype), p.qweight,
-                                               p.scales, mins, bias, bits, group)
+            yield (
+                "quant_gemm",
+                "quant_gemm",
+                (
+                    torch.empty(m, 8, dtype=dtype),
+                    torch.randn(m, 256, dtype=dtype),
+                    p.qweight,
+                    p.scales,
+                    mins,
+                    bias,
+                    bits,
+                    group,
+                ),
+            )
 
 
 def record(dtypes):
@@ -111,10 +164,18 @@ def record(dtypes):
         for module, fn, args in launches(dtype):
             getattr(modules[module], fn)(*args)
     # The split-KV path and its merge kernel.
-    decode = make_paged_batch([(1, 40)], num_heads=4, num_kv_heads=1, head_size=64,
-                              block_size=16, dtype=torch.bfloat16, poison=False)
-    modules["paged_attention"].paged_attention(*decode.args(torch.empty_like(decode.query), 0.1),
-                                               num_splits=4)
+    decode = make_paged_batch(
+        [(1, 40)],
+        num_heads=4,
+        num_kv_heads=1,
+        head_size=64,
+        block_size=16,
+        dtype=torch.bfloat16,
+        poison=False,
+    )
+    modules["paged_attention"].paged_attention(
+        *decode.args(torch.empty_like(decode.query), 0.1), num_splits=4
+    )
     return calls
 
 
@@ -137,14 +198,18 @@ def main(argv=None) -> int:
         for arch in archs:
             start = time.time()
             try:
-                compiled = triton.compile(ASTSource(kernel, sig, constexprs),
-                                          target=GPUTarget("cuda", arch, 32))
+                compiled = triton.compile(
+                    ASTSource(kernel, sig, constexprs), target=GPUTarget("cuda", arch, 32)
+                )
                 status = f"ok ({len(compiled.asm['cubin'])} B cubin)"
             except Exception as e:  # report every failure, then fail
                 failures += 1
                 status = f"FAILED: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-            print(f"sm_{arch} {kernel.__name__} {sorted(constexprs.items())} "
-                  f"{time.time() - start:.1f}s {status}", flush=True)
+            print(
+                f"sm_{arch} {kernel.__name__} {sorted(constexprs.items())} "
+                f"{time.time() - start:.1f}s {status}",
+                flush=True,
+            )
     print(f"{len(seen)} kernel variants, {len(archs)} targets, {failures} failures")
     return 1 if failures else 0
 

@@ -3,7 +3,6 @@ fp16/fp32 scales, with and without mins and bias, K not a multiple of 32, odd N,
 (decode) and tl.dot tiles; bad inputs raise the reference's RuntimeError. Small shapes on
 CPU (Triton's interpreter, set up by tests/conftest.py), larger ones on a GPU."""
 
-
 import pytest
 import torch
 
@@ -47,15 +46,14 @@ def check(x, p, bias, out=None, fn=None):
     if out is None:
         out = torch.full((m, n), float("nan"), dtype=dtype)
     out = out.to(DEVICE) if out.is_contiguous() else _strided_like(out)
-    (fn or triton_op())(out, *on_device(x, p.qweight, p.scales, p.mins, bias), p.bits,
-                        p.group_size)
+    (fn or triton_op())(out, *on_device(x, p.qweight, p.scales, p.mins, bias), p.bits, p.group_size)
     assert_within_term_bound(out, ref, x, p, bias, REL_TOL[dtype])
     return out
 
 
 def _strided_like(t):
     base = torch.full((t.shape[0], t.stride(0)), float("nan"), dtype=t.dtype, device=DEVICE)
-    return base[:, :t.shape[1]]
+    return base[:, : t.shape[1]]
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -110,8 +108,15 @@ def test_quant_gemm_empty():
     args = on_device(p.qweight, p.scales, p.mins)
     fn(torch.empty(0, 5, device=DEVICE), torch.empty(0, 64, device=DEVICE), *args, None, 4, 32)
     q0, s0 = torch.empty(0, 32, dtype=torch.uint8), torch.empty(0, 2, dtype=torch.float16)
-    fn(torch.empty(3, 0, device=DEVICE), torch.randn(3, 64, device=DEVICE),
-       *on_device(q0, s0), None, None, 4, 32)
+    fn(
+        torch.empty(3, 0, device=DEVICE),
+        torch.randn(3, 64, device=DEVICE),
+        *on_device(q0, s0),
+        None,
+        None,
+        4,
+        32,
+    )
     # K = 0: the sum is empty, out = bias (or 0).
     q, s = torch.empty(5, 0, dtype=torch.int8), torch.empty(5, 0)
     bias = torch.randn(5)
@@ -125,8 +130,9 @@ def test_quant_gemm_empty():
 def test_quant_gemm_opcheck():
     torch.manual_seed(0)
     p = quantized_weight(9, 48, 4, 16, True, torch.float16)
-    args = on_device(torch.empty(3, 9), torch.randn(3, 48), p.qweight, p.scales, p.mins,
-                     torch.randn(9))
+    args = on_device(
+        torch.empty(3, 9), torch.randn(3, 48), p.qweight, p.scales, p.mins, torch.randn(9)
+    )
     torch.library.opcheck(triton_op(), (*args, 4, 16))
 
 
@@ -134,8 +140,12 @@ def test_quant_gemm_through_the_provider_chain(fresh_choice):
     fresh_choice.setenv("FORGE_KERNELS_QUANT_GEMM", "triton")
     assert ops.choose("quant_gemm", DEVICE).provider == "triton"
     torch.manual_seed(1)
-    check(torch.randn(2, 64), quantized_weight(3, 64, 8, 32, True, torch.float32), None,
-          fn=ops.quant_gemm)
+    check(
+        torch.randn(2, 64),
+        quantized_weight(3, 64, 8, 32, True, torch.float32),
+        None,
+        fn=ops.quant_gemm,
+    )
 
 
 def _bad_cases():
@@ -143,8 +153,16 @@ def _bad_cases():
     p8 = quantized_weight(4, 64, 8, 32, True, torch.float16)
     x = torch.randn(2, 64)
     out = torch.empty(2, 4)
-    ok = dict(out=out, x=x, qweight=p4.qweight, scales=p4.scales, mins=p4.mins, bias=None,
-              bits=4, group_size=32)
+    ok = dict(
+        out=out,
+        x=x,
+        qweight=p4.qweight,
+        scales=p4.scales,
+        mins=p4.mins,
+        bias=None,
+        bits=4,
+        group_size=32,
+    )
     yield "bits", dict(ok, bits=3)
     yield "group_size", dict(ok, group_size=48)
     yield "qweight dtype (4)", dict(ok, qweight=p4.qweight.view(torch.int8))

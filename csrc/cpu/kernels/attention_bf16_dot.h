@@ -55,7 +55,8 @@ inline __m512bh broadcast_single(const bf16* p) {
 
 // In-order results 0-15 and 16-31 from a lo/hi accumulator pair.
 inline void restore_order(__m512 lo, __m512 hi, __m512* first, __m512* second) {
-  const __m512i first_idx = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+  const __m512i first_idx =
+      _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
   const __m512i second_idx =
       _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
   *first = _mm512_permutex2var_ps(lo, first_idx, hi);
@@ -167,24 +168,6 @@ inline void round_probabilities(const float* p, int j0, int j1, bf16* p16) {
   }
 }
 
-}  // namespace forge::cpu::FORGE_ISA::bf16_dot
-
-#else  // !__AVX512BF16__
-
-#include "common/float_types.h"
-#include "cpu/kernels/prefetch.h"
-
-// Declared, never defined: the callers sit in `if constexpr (kBf16Dot<T>)` branches,
-// which only AVX512-BF16 builds instantiate, but their names must still resolve.
-namespace forge::cpu::FORGE_ISA::bf16_dot {
-template <int R, int C>
-void scores(const bf16* q, int D, const bf16* kt, int bs, int c, float scale, float* s, int s_stride,
-            const PrefetchSpan& pf);
-template <int R, int C>
-void accumulate(const bf16* p, int p_stride, const bf16* v, int D, int j0, int j1, int c, float* o,
-                const PrefetchSpan& pf);
-void restore_rows(float* o, int rows, int D);
-void round_probabilities(const float* p, int j0, int j1, bf16* p16);
 }  // namespace forge::cpu::FORGE_ISA::bf16_dot
 
 #endif  // __AVX512BF16__

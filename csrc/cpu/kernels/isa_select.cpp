@@ -1,8 +1,8 @@
 // Runtime choice among the per-ISA kernel tables (see kernel_table.h).
 #include <cstdlib>
 #include <stdexcept>
-#include <vector>
 #include <string>
+#include <vector>
 
 #include "cpu/kernels/kernel_table.h"
 
@@ -35,8 +35,8 @@ std::vector<Candidate> candidates() {
                       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
                       __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
 #ifdef FORGE_HAVE_AVX512BF16
-  out.push_back({"avx512bf16", &kernel_table_avx512bf16,
-                 avx512 && __builtin_cpu_supports("avx512bf16")});
+  out.push_back(
+      {"avx512bf16", &kernel_table_avx512bf16, avx512 && __builtin_cpu_supports("avx512bf16")});
 #endif
 #ifdef FORGE_HAVE_AVX512
   out.push_back({"avx512", &kernel_table_avx512, avx512});

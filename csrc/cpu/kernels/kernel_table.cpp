@@ -1,5 +1,6 @@
 // Instantiates every CPU kernel for one instruction set (FORGE_ISA, set by CMake) and
-// exports them as one table. Torch-free, so each of the three compiles takes seconds.
+// exports them as one table. Torch-free, so each of the four compiles (avx512bf16, avx512,
+// avx2, baseline) takes seconds.
 #include "cpu/kernels/kernel_table.h"
 
 #include "cpu/kernels/activation.h"

@@ -39,9 +39,12 @@ struct KernelTable {
 
   template <typename T>
   const TypedKernels<T>& of() const {
-    if constexpr (std::is_same_v<T, float>) return f32_kernels;
-    else if constexpr (std::is_same_v<T, ::forge::bf16>) return bf16_kernels;
-    else return fp16_kernels;
+    if constexpr (std::is_same_v<T, float>)
+      return f32_kernels;
+    else if constexpr (std::is_same_v<T, ::forge::bf16>)
+      return bf16_kernels;
+    else
+      return fp16_kernels;
   }
 };
 

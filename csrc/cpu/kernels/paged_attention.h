@@ -17,6 +17,8 @@
 // query row); scores exist only for one block, in a small per-thread buffer.
 #pragma once
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -25,8 +27,6 @@
 #include <new>
 #include <type_traits>
 #include <vector>
-
-#include <omp.h>
 
 #include "common/kernel_args.h"
 #include "common/split_heuristics.h"
@@ -79,8 +79,8 @@ inline int tile_rows(const PagedAttentionArgs& a, const WorkItem& w, int tile_to
 
 // The keys a tile (or split) reads: from the first token's window start, or key_begin,
 // to the last token, or key_end.
-inline void tile_key_range(const PagedAttentionArgs& a, const WorkItem& w, int tile_tokens,
-                           int* lo, int* hi) {
+inline void tile_key_range(const PagedAttentionArgs& a, const WorkItem& w, int tile_tokens, int* lo,
+                           int* hi) {
   const int q_len = a.query_start_loc[w.seq + 1] - a.query_start_loc[w.seq];
   const int pos_first = a.seq_lens[w.seq] - q_len + w.first_token;
   *lo = a.sliding_window > 0 ? std::max(0, pos_first - a.sliding_window + 1) : 0;
@@ -160,8 +160,8 @@ inline void score_lanes(const float* q, int D, const T* kt, int bs, int c, float
 // o[r][c .. c + 16 C) += sum_j p[r][j] * V[j][c .. c + 16 C) for j in [j0, j1]; v is the
 // [bs][D] value tile.
 template <typename T, int R, int C>
-inline void accumulate_lanes(const float* p, int p_stride, const T* v, int D, int j0, int j1,
-                             int c, float* o, const PrefetchSpan& pf) {
+inline void accumulate_lanes(const float* p, int p_stride, const T* v, int D, int j0, int j1, int c,
+                             float* o, const PrefetchSpan& pf) {
   const SpreadPrefetch prefetch(pf, j1 - j0 + 1);
   vfloat acc[R][C];
   for (int r = 0; r < R; ++r)
@@ -230,7 +230,8 @@ struct AlignedBuffer {
   };
   std::unique_ptr<E[], Free> data;
   explicit AlignedBuffer(size_t n)
-      : data(static_cast<E*>(::operator new[](std::max<size_t>(n, 1) * sizeof(E), std::align_val_t(64)))) {}
+      : data(static_cast<E*>(
+            ::operator new[](std::max<size_t>(n, 1) * sizeof(E), std::align_val_t(64)))) {}
   E* get() const { return data.get(); }
   E& operator[](size_t i) const { return data[i]; }
 };
@@ -259,17 +260,19 @@ struct Scratch {
   AlignedBuffer<float> scores;  // [rows, block_size]: scores, then probabilities
   AlignedBuffer<float> row_max;
   AlignedBuffer<float> row_sum;
-  AlignedBuffer<bf16> q16;  // [rows, D], unscaled (bf16 dot-product path)
+  AlignedBuffer<bf16> q16;  // [rows, D], unscaled (bf16 dot-product path only, else empty)
   AlignedBuffer<bf16> p16;  // [rows, block_size]: probabilities rounded to bf16 (same)
 
-  Scratch(int rows, int D, int bs)
+  // bf16_dot: whether the bf16 dot-product path may run (kBf16Dot<T>), which alone
+  // uses q16 and p16.
+  Scratch(int rows, int D, int bs, bool bf16_dot)
       : q(static_cast<size_t>(rows) * D),
         out(static_cast<size_t>(rows) * D),
         scores(static_cast<size_t>(rows) * bs),
         row_max(rows),
         row_sum(rows),
-        q16(static_cast<size_t>(rows) * D),
-        p16(static_cast<size_t>(rows) * bs) {}
+        q16(bf16_dot ? static_cast<size_t>(rows) * D : 0),
+        p16(bf16_dot ? static_cast<size_t>(rows) * bs : 0) {}
 };
 
 // The first block a work item reads, with its used keys.
@@ -282,7 +285,8 @@ inline NextTile<T> first_tile(const PagedAttentionArgs& a, const WorkItem& w, in
   const int first = key_lo / a.block_size * a.block_size;
   const int64_t phys = a.block_table[w.seq * a.block_table_stride + key_lo / a.block_size];
   n.kt = static_cast<const T*>(a.key_cache) + phys * a.k_stride_block + w.kv_head * a.k_stride_head;
-  n.vt = static_cast<const T*>(a.value_cache) + phys * a.v_stride_block + w.kv_head * a.v_stride_head;
+  n.vt =
+      static_cast<const T*>(a.value_cache) + phys * a.v_stride_block + w.kv_head * a.v_stride_head;
   n.hi = std::min(a.block_size - 1, key_hi - first);
   return n;
 }
@@ -362,6 +366,7 @@ void run_work_item(const PagedAttentionArgs& a, const WorkItem& w, const WorkIte
       for (int part = 0; c <= j1; ++part) {
         const PrefetchSpan pf =
             r0 == 0 ? key_span(next, D, bs, std::min(part, parts - 1), parts) : PrefetchSpan{};
+#if defined(__AVX512BF16__)  // the bf16_dot micro-kernels exist only there
         if constexpr (kBf16Dot<T>) {
           const bf16* q16 = s.q16.get() + static_cast<int64_t>(r0) * D;
           if (dot && c + step <= bs) {
@@ -375,6 +380,7 @@ void run_work_item(const PagedAttentionArgs& a, const WorkItem& w, const WorkIte
             continue;
           }
         }
+#endif
         if (c + C * kLanes <= bs) {
           score_lanes<T, R, C>(q, D, kt, bs, c, sr, bs, pf);
           c += C * kLanes;
@@ -416,8 +422,11 @@ void run_work_item(const PagedAttentionArgs& a, const WorkItem& w, const WorkIte
           for (int c = 0; c < D; ++c) o[c] *= rescale;
         }
       }
+#if defined(__AVX512BF16__)
       if constexpr (kBf16Dot<T>)
-        if (dot) bf16_dot::round_probabilities(sr, j0, j1, s.p16.get() + static_cast<int64_t>(r) * bs);
+        if (dot)
+          bf16_dot::round_probabilities(sr, j0, j1, s.p16.get() + static_cast<int64_t>(r) * bs);
+#endif
     }
 
     // P.V, prefetching the next V tile during the first row block's chunks likewise.
@@ -431,6 +440,7 @@ void run_work_item(const PagedAttentionArgs& a, const WorkItem& w, const WorkIte
       for (int part = 0; c < D; ++part) {
         const PrefetchSpan pf =
             r0 == 0 ? value_span(next, D, std::min(part, parts - 1), parts) : PrefetchSpan{};
+#if defined(__AVX512BF16__)
         if constexpr (kBf16Dot<T>) {
           if (dot) {
             const bf16* p16 = s.p16.get() + static_cast<int64_t>(r0) * bs;
@@ -444,6 +454,7 @@ void run_work_item(const PagedAttentionArgs& a, const WorkItem& w, const WorkIte
             continue;
           }
         }
+#endif
         const float* p = S + static_cast<int64_t>(r0) * bs;
         if (c + C * kLanes <= D) {
           accumulate_lanes<T, R, C>(p, bs, vt, D, j0, j1, c, o, pf);
@@ -456,8 +467,10 @@ void run_work_item(const PagedAttentionArgs& a, const WorkItem& w, const WorkIte
     });
   }
 
+#if defined(__AVX512BF16__)
   if constexpr (kBf16Dot<T>)
     if (dot) bf16_dot::restore_rows(s.out.get(), rows, D);
+#endif
   if (w.partial < 0) {
     write_rows<T>(a, w, rows, s.out.get(), s.row_sum.get());
     return;
@@ -519,7 +532,9 @@ void paged_attention_kernel(const PagedAttentionArgs& a) {
   const int threads = omp_get_max_threads();
   const int n_tiles = static_cast<int>(tiles.size());
   std::vector<detail::WorkItem> items;
-  struct Merge { int tile, first_partial, count; };
+  struct Merge {
+    int tile, first_partial, count;
+  };
   std::vector<Merge> merges;
   int n_partials = 0;
   for (int i = 0; i < n_tiles; ++i) {
@@ -537,7 +552,8 @@ void paged_attention_kernel(const PagedAttentionArgs& a) {
     for (int k = 0; k < splits; ++k) {
       detail::WorkItem part = w;
       const int first_block = b0 + static_cast<int>(static_cast<int64_t>(n_blocks) * k / splits);
-      const int last_block = b0 + static_cast<int>(static_cast<int64_t>(n_blocks) * (k + 1) / splits) - 1;
+      const int last_block =
+          b0 + static_cast<int>(static_cast<int64_t>(n_blocks) * (k + 1) / splits) - 1;
       part.key_begin = std::max(lo, first_block * a.block_size);
       part.key_end = std::min(hi, last_block * a.block_size + a.block_size - 1);
       part.partial = n_partials++;
@@ -555,7 +571,7 @@ void paged_attention_kernel(const PagedAttentionArgs& a) {
   // prefetched, and mixed decode/prefill batches still spread evenly.
 #pragma omp parallel if (n_items > 1)
   {
-    detail::Scratch scratch(max_rows, a.head_size, a.block_size);
+    detail::Scratch scratch(max_rows, a.head_size, a.block_size, detail::kBf16Dot<T>);
     const int64_t stride = omp_get_num_threads();
 #pragma omp for schedule(static, 1)
     for (int64_t i = 0; i < n_items; ++i)

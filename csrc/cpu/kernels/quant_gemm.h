@@ -34,9 +34,9 @@
 namespace forge::cpu::FORGE_ISA {
 namespace quant {
 
-constexpr int kBlock = 32;  // k per int4 block of 16 bytes, and per inner-loop step
-constexpr int kMr = 4;      // rows of x per register tile
-constexpr int kNr = 4;      // output columns per register tile: kMr * kNr accumulators
+constexpr int kBlock = 32;         // k per int4 block of 16 bytes, and per inner-loop step
+constexpr int kMr = 4;             // rows of x per register tile
+constexpr int kNr = 4;             // output columns per register tile: kMr * kNr accumulators
 constexpr int kDirectMaxRows = 4;  // rows of x up to which W is dequantised in registers
 
 // Bytes ahead of the codes being read to prefetch. A thread walks its weight rows in
@@ -50,7 +50,8 @@ constexpr int64_t kPrefetchBytes = 4096;
 
 inline void prefetch(const void* p, int64_t bytes_ahead) {
   // As an integer: a pointer past the end of the weight would be undefined behaviour.
-  __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(p) + bytes_ahead), 0, 3);
+  __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(p) + bytes_ahead), 0,
+                     3);
 }
 
 inline void prefetch_ahead(const uint8_t* p) { prefetch(p, kPrefetchBytes); }
@@ -84,7 +85,7 @@ inline vi32 widen16(const uint8_t* p) {
 #if defined(__AVX512F__)
   const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
   const __m512i z = SIGNED ? _mm512_maskz_cvtepi8_epi32(0xFFFF, b)
-                            : _mm512_maskz_cvtepu8_epi32(0xFFFF, b);  // maskz: GCC bug 105593
+                           : _mm512_maskz_cvtepu8_epi32(0xFFFF, b);  // maskz: GCC bug 105593
   std::memcpy(&w, &z, sizeof w);
 #elif defined(__AVX2__)
   const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
@@ -165,7 +166,7 @@ template <typename S, int BITS>
 struct WeightRow {
   const uint8_t* codes;
   const float* scales;
-  const float* mins;  // nullptr: no mins
+  const float* mins;    // nullptr: no mins
   int64_t full_blocks;  // blocks whose bytes all lie inside the row
   int64_t blocks;       // ceil(k / 32)
   int64_t last_group;
@@ -208,20 +209,29 @@ inline vfloat sum_pairs(vfloat a, vfloat b, int w) {
   switch (w) {
     case 8:
       return __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23) +
-             __builtin_shufflevector(a, b, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+             __builtin_shufflevector(a, b, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30,
+                                     31);
     case 4:
-      return __builtin_shufflevector(a, b, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27) +
-             __builtin_shufflevector(a, b, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+      return __builtin_shufflevector(a, b, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26,
+                                     27) +
+             __builtin_shufflevector(a, b, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30,
+                                     31);
     case 2:
-      return __builtin_shufflevector(a, b, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29) +
-             __builtin_shufflevector(a, b, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+      return __builtin_shufflevector(a, b, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28,
+                                     29) +
+             __builtin_shufflevector(a, b, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30,
+                                     31);
     default:
-      return __builtin_shufflevector(a, b, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30) +
-             __builtin_shufflevector(a, b, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+      return __builtin_shufflevector(a, b, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14,
+                                     30) +
+             __builtin_shufflevector(a, b, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15,
+                                     31);
   }
 }
 
-constexpr int bitrev4(int i) { return ((i & 1) << 3) | ((i & 2) << 1) | ((i & 4) >> 1) | ((i & 8) >> 3); }
+constexpr int bitrev4(int i) {
+  return ((i & 1) << 3) | ((i & 2) << 1) | ((i & 4) >> 1) | ((i & 8) >> 3);
+}
 
 // result[i][j] = the lane sum of acc[i][j]; one batched reduction for a 4 x 4 tile.
 template <int MR, int NR>
@@ -334,8 +344,7 @@ inline void micro_kernel(const X* x, int64_t x_stride, const X* w, int64_t kp,
 // bound by. x: fp32 rows of kp elements.
 template <typename S, int BITS, int MR, int NR>
 inline void direct_tile(const QuantGemmArgs& a, const float* x, int64_t kp, int64_t n0,
-                        float* row_bufs,
-                        float result[MR][NR]) {
+                        float* row_bufs, float result[MR][NR]) {
   vfloat acc[MR][NR];
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NR; ++j) acc[i][j] = vfloat{};
@@ -383,8 +392,8 @@ constexpr int kPair = 2 * kBlock;  // codes per step: two 16-byte blocks
 // the two blocks), then 16..31 and 48..63 (high nibbles); zero-padded to whole pairs.
 // Then each row's group sums X_g in fp32. One buffer, per thread, reused across calls.
 struct PreparedX {
-  const bf16* x;       // [m][kp64]
-  const float* sums;   // [m][groups]
+  const bf16* x;      // [m][kp64]
+  const float* sums;  // [m][groups]
   int64_t kp64;
   int64_t groups;
 };
@@ -421,8 +430,9 @@ inline void tile(const QuantGemmArgs& a, const PreparedX& px, const bf16* x, con
   // (groups of 64 or more, from aligned pairs) or two consecutive ones (groups of 32).
   const bool two_groups = a.group_size == kBlock;
   const int pair_shift = __builtin_ctz(static_cast<unsigned>(a.group_size)) - 6;  // >= 0 unless 32
-  const __m512i scale_index = two_groups ? _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0)
-                                         : _mm512_setzero_si512();
+  const __m512i scale_index = two_groups
+                                  ? _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0)
+                                  : _mm512_setzero_si512();
   const __m512i nibble = _mm512_set1_epi16(0x000F), bias = _mm512_set1_epi16(0x4300);
   __m512 acc[MR][NR];
   const float* scales[NR];
@@ -448,14 +458,18 @@ inline void tile(const QuantGemmArgs& a, const PreparedX& px, const bf16* x, con
     for (int j = 0; j < NR; ++j) {
       prefetch_ahead(codes[j] + p * kPair / 2);
       prefetch_group_params<S>(scales[j], mins[j], g, scale_ahead);
-      const __m512i w = _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(byte_mask, codes[j] + p * kPair / 2));
-      const __m512bh lo = (__m512bh)_mm512_ternarylogic_epi32(w, nibble, bias, 0xEA);  // (w & 15) | 0x4300
+      const __m512i w =
+          _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(byte_mask, codes[j] + p * kPair / 2));
+      const __m512bh lo =
+          (__m512bh)_mm512_ternarylogic_epi32(w, nibble, bias, 0xEA);  // (w & 15) | 0x4300
       const __m512bh hi = (__m512bh)_mm512_or_si512(_mm512_srli_epi16(w, 4), bias);
       // maskz forms: GCC 12 warns on the undefined upper lanes of the plain ones.
       const __m512 s = _mm512_maskz_permutexvar_ps(
-          0xFFFF, scale_index, _mm512_zextps128_ps512(_mm_maskz_loadu_ps(scale_mask, scales[j] + g)));
+          0xFFFF, scale_index,
+          _mm512_zextps128_ps512(_mm_maskz_loadu_ps(scale_mask, scales[j] + g)));
       for (int i = 0; i < MR; ++i) {
-        const __m512 d = _mm512_dpbf16_ps(_mm512_dpbf16_ps(_mm512_setzero_ps(), lo, xl[i]), hi, xh[i]);
+        const __m512 d =
+            _mm512_dpbf16_ps(_mm512_dpbf16_ps(_mm512_setzero_ps(), lo, xl[i]), hi, xh[i]);
         acc[i][j] = _mm512_fmadd_ps(d, s, acc[i][j]);
       }
     }
@@ -471,7 +485,8 @@ inline void tile(const QuantGemmArgs& a, const PreparedX& px, const bf16* x, con
     __m512 c[MR];
     for (int i = 0; i < MR; ++i) c[i] = _mm512_setzero_ps();
     for (int64_t g = 0; g < px.groups; g += kLanes) {
-      const __mmask16 mask = px.groups - g >= kLanes ? 0xFFFF : (__mmask16)((1u << (px.groups - g)) - 1);
+      const __mmask16 mask =
+          px.groups - g >= kLanes ? 0xFFFF : (__mmask16)((1u << (px.groups - g)) - 1);
       const __m512 s = _mm512_maskz_loadu_ps(mask, scales[j] + g);
       const __m512 m = mins[j] ? _mm512_maskz_loadu_ps(mask, mins[j] + g) : _mm512_setzero_ps();
       const __m512 coef = _mm512_fnmadd_ps(s, _mm512_set1_ps(128.f), m);
@@ -517,10 +532,17 @@ inline void store_rows(const QuantGemmArgs& a, int64_t n0, Tile tile) {
   int64_t m0 = 0;
   for (; m0 + kMr <= a.m; m0 += kMr) run(std::integral_constant<int, kMr>{}, m0);
   switch (a.m - m0) {
-    case 3: run(std::integral_constant<int, 3>{}, m0); break;
-    case 2: run(std::integral_constant<int, 2>{}, m0); break;
-    case 1: run(std::integral_constant<int, 1>{}, m0); break;
-    default: break;
+    case 3:
+      run(std::integral_constant<int, 3>{}, m0);
+      break;
+    case 2:
+      run(std::integral_constant<int, 2>{}, m0);
+      break;
+    case 1:
+      run(std::integral_constant<int, 1>{}, m0);
+      break;
+    default:
+      break;
   }
 }
 
@@ -583,8 +605,8 @@ void gemm(const QuantGemmArgs& a) {
       for_column_tiles<float>(a, kp, false, [&](auto nr_tag, int64_t n0, float*, float* bufs) {
         constexpr int NR = decltype(nr_tag)::value;
         store_rows<T, NR>(a, n0, [&](auto mr_tag, int64_t m0, float (*r)[NR]) {
-          bf16_direct::tile<S, decltype(mr_tag)::value, NR>(
-              a, px, px.x + m0 * px.kp64, px.sums + m0 * px.groups, n0, bufs, r);
+          bf16_direct::tile<S, decltype(mr_tag)::value, NR>(a, px, px.x + m0 * px.kp64,
+                                                            px.sums + m0 * px.groups, n0, bufs, r);
         });
       });
       return;

@@ -109,7 +109,8 @@ void fused_add_rms_norm_kernel(const RmsNormArgs& a) {
         sums[i] = v;
         tail += v * v;
       }
-      const float inv = detail::inv_rms(reduce_add((acc[0] + acc[1]) + (acc[2] + acc[3])) + tail, n, a.epsilon);
+      const float inv =
+          detail::inv_rms(reduce_add((acc[0] + acc[1]) + (acc[2] + acc[3])) + tail, n, a.epsilon);
       detail::scale_row(sums, n, inv, w, x);
     }
   }

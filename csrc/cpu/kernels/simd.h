@@ -35,7 +35,8 @@ inline vfloat load16(const bf16* p) {
   // One zero-extending load and a shift (GCC splits the generic form into ymm halves).
   // The maskz forms with an all-ones mask are the same instructions; the plain ones trip
   // GCC 12's -Wmaybe-uninitialized on their "undefined" pass-through (GCC bug 105593).
-  const __m512i z = _mm512_maskz_cvtepu16_epi32(0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  const __m512i z =
+      _mm512_maskz_cvtepu16_epi32(0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
   vu32 w;
   std::memcpy(&w, &z, sizeof w);
   w <<= 16;
@@ -56,7 +57,8 @@ inline vfloat load16(const fp16* p) {
 #if defined(__AVX512F__)
   // vcvtph2ps (GCC lowers the generic conversion to 16 scalar conversions without
   // AVX512-FP16).
-  const __m512 f = _mm512_maskz_cvtph_ps(0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  const __m512 f =
+      _mm512_maskz_cvtph_ps(0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
   vfloat v;
   std::memcpy(&v, &f, sizeof v);
   return v;
@@ -93,7 +95,8 @@ inline void store16(bf16* p, vfloat v) {
 #if defined(__AVX512F__)
   __m512i b;
   std::memcpy(&b, &bits, sizeof b);
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_maskz_cvtepi32_epi16(0xFFFF, b));  // one vpmovdw
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p),
+                      _mm512_maskz_cvtepi32_epi16(0xFFFF, b));  // one vpmovdw
 #else
   const vu16 h = __builtin_convertvector(bits, vu16);
   std::memcpy(p, &h, sizeof h);

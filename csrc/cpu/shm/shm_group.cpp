@@ -9,8 +9,8 @@
 
 #include <atomic>
 #include <cerrno>
-#include <cstdio>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <sstream>
 #include <thread>
@@ -76,8 +76,8 @@ ShmGroup::ShmGroup(const std::string& group, uint64_t token, int rank, int world
                    int64_t slot_bytes, double timeout_s)
     : rank_(rank), world_size_(world_size), slot_bytes_(slot_bytes), timeout_s_(timeout_s) {
   if (world_size < 1 || world_size > kMaxRanks) {
-    throw ShmError("shm group: world_size must be in [1, " + std::to_string(kMaxRanks) +
-                   "], got " + std::to_string(world_size));
+    throw ShmError("shm group: world_size must be in [1, " + std::to_string(kMaxRanks) + "], got " +
+                   std::to_string(world_size));
   }
   if (rank < 0 || rank >= world_size) {
     throw ShmError("shm group: rank " + std::to_string(rank) + " outside [0, " +
@@ -93,14 +93,14 @@ ShmGroup::ShmGroup(const std::string& group, uint64_t token, int rank, int world
   map_bytes_ = data_offset() + 2 * static_cast<size_t>(world_size) * slot_bytes;
 
   const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                            std::chrono::duration<double>(timeout_s));
+                                           std::chrono::duration<double>(timeout_s));
   int fd = -1;
   if (rank == 0) {
     fd = shm_open(name_.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
     if (fd < 0) {
-      throw ShmError("shm group: cannot create " + name_ + ": " + strerror(errno) +
-                     (errno == EEXIST ? " (a segment of that name exists; it is never joined)"
-                                      : ""));
+      throw ShmError(
+          "shm group: cannot create " + name_ + ": " + strerror(errno) +
+          (errno == EEXIST ? " (a segment of that name exists; it is never joined)" : ""));
     }
     if (ftruncate(fd, static_cast<off_t>(map_bytes_)) != 0) {
       const std::string why = strerror(errno);
@@ -110,7 +110,8 @@ ShmGroup::ShmGroup(const std::string& group, uint64_t token, int rank, int world
     }
   } else {
     while ((fd = shm_open(name_.c_str(), O_RDWR, 0600)) < 0) {
-      if (errno != ENOENT) throw ShmError("shm group: cannot open " + name_ + ": " + strerror(errno));
+      if (errno != ENOENT)
+        throw ShmError("shm group: cannot open " + name_ + ": " + strerror(errno));
       if (Clock::now() > deadline) {
         throw ShmError("shm group: rank 0 did not create " + name_ + " within " +
                        std::to_string(timeout_s) + " s");
@@ -236,7 +237,8 @@ void ShmGroup::wait_all_published(uint64_t step, const char* what) {
 }
 
 char* ShmGroup::begin_step() {
-  if (broken_) throw ShmError("shm group " + name_ + " is broken by an earlier failure: " + broken_reason_);
+  if (broken_)
+    throw ShmError("shm group " + name_ + " is broken by an earlier failure: " + broken_reason_);
   // Step s reuses the buffer of step s - 2: every rank must have finished reading it,
   // which it shows by having published s - 1.
   wait_all_published(step_, "waiting for the other ranks to finish the previous step");
@@ -253,13 +255,13 @@ char* ShmGroup::finish_step(const CallDesc& desc) {
   static const char* kNames[] = {"?", "all_reduce", "all_gather", "reduce_scatter"};
   for (int r = 0; r < world_size_; ++r) {
     const CallDesc& d = h->ranks[r].desc[step % 2];
-    if (d.kind != desc.kind || d.dtype != desc.dtype || d.numel != desc.numel || d.step != desc.step) {
+    if (d.kind != desc.kind || d.dtype != desc.dtype || d.numel != desc.numel ||
+        d.step != desc.step) {
       auto name = [&](int32_t k) { return (k >= 1 && k <= 3) ? kNames[k] : kNames[0]; };
       std::ostringstream os;
       os << "ranks disagree: rank " << rank_ << " called " << name(desc.kind) << " of "
-         << desc.numel << " elements (dtype code " << desc.dtype << "), rank " << r
-         << " called " << name(d.kind) << " of " << d.numel << " elements (dtype code "
-         << d.dtype << ")";
+         << desc.numel << " elements (dtype code " << desc.dtype << "), rank " << r << " called "
+         << name(d.kind) << " of " << d.numel << " elements (dtype code " << d.dtype << ")";
       fail(os.str());
     }
   }

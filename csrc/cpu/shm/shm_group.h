@@ -30,10 +30,10 @@ constexpr int kMaxRanks = 16;
 
 // What a rank says it is doing in a step; all ranks must agree.
 struct CallDesc {
-  int32_t kind;       // Op
-  int32_t dtype;      // caller's dtype code
-  int64_t numel;      // elements of the whole call (per rank input)
-  int64_t step;       // step index within the call
+  int32_t kind;   // Op
+  int32_t dtype;  // caller's dtype code
+  int64_t numel;  // elements of the whole call (per rank input)
+  int64_t step;   // step index within the call
 };
 
 enum class Op : int32_t { kAllReduce = 1, kAllGather = 2, kReduceScatter = 3 };
@@ -47,8 +47,8 @@ struct ShmError : std::runtime_error {
 class ShmGroup {
  public:
   // Creates (rank 0) or attaches (others) and waits until all ranks are attached.
-  ShmGroup(const std::string& group, uint64_t token, int rank, int world_size,
-           int64_t slot_bytes, double timeout_s);
+  ShmGroup(const std::string& group, uint64_t token, int rank, int world_size, int64_t slot_bytes,
+           double timeout_s);
   ~ShmGroup();
   ShmGroup(const ShmGroup&) = delete;
   ShmGroup& operator=(const ShmGroup&) = delete;

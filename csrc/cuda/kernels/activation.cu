@@ -59,7 +59,8 @@ cudaError_t launch(const GatedActivationArgs& a, cudaStream_t stream) {
   // Rows over y and z: gridDim.y is capped at 65535.
   const int64_t rows_y = a.rows < 65535 ? a.rows : 65535;
   const dim3 grid(static_cast<unsigned>((units + kThreads - 1) / kThreads),
-                  static_cast<unsigned>(rows_y), static_cast<unsigned>((a.rows + rows_y - 1) / rows_y));
+                  static_cast<unsigned>(rows_y),
+                  static_cast<unsigned>((a.rows + rows_y - 1) / rows_y));
   if (packed) {
     gated_activation_kernel<T, ACT, true><<<grid, kThreads, 0, stream>>>(a);
   } else {
@@ -74,9 +75,12 @@ cudaError_t gated_activation(DType dtype, Activation activation, const GatedActi
                              cudaStream_t stream) {
   return FORGE_CUDA_DISPATCH(dtype, T, [&] {
     switch (activation) {
-      case Activation::kSilu: return launch<T, Activation::kSilu>(args, stream);
-      case Activation::kGelu: return launch<T, Activation::kGelu>(args, stream);
-      case Activation::kGeluTanh: return launch<T, Activation::kGeluTanh>(args, stream);
+      case Activation::kSilu:
+        return launch<T, Activation::kSilu>(args, stream);
+      case Activation::kGelu:
+        return launch<T, Activation::kGelu>(args, stream);
+      case Activation::kGeluTanh:
+        return launch<T, Activation::kGeluTanh>(args, stream);
     }
     return cudaErrorInvalidValue;
   });

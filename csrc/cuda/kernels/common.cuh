@@ -20,13 +20,17 @@ __device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
 template <typename T>
 __device__ __forceinline__ T from_float(float x);
 template <>
-__device__ __forceinline__ float from_float<float>(float x) { return x; }
+__device__ __forceinline__ float from_float<float>(float x) {
+  return x;
+}
 template <>
 __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
   return __float2bfloat16_rn(x);
 }
 template <>
-__device__ __forceinline__ __half from_float<__half>(float x) { return __float2half_rn(x); }
+__device__ __forceinline__ __half from_float<__half>(float x) {
+  return __float2half_rn(x);
+}
 
 // 16 bytes of T: the unit of a vectorised global access.
 template <typename T>
@@ -89,21 +93,21 @@ __device__ __forceinline__ float block_max(float x, float* scratch) {
 }  // namespace forge::cuda
 
 // Turn a runtime DType into the CUDA element type T inside a host launch function.
-#define FORGE_CUDA_DISPATCH(dtype, T, ...)                          \
-  [&]() -> cudaError_t {                                            \
-    switch (dtype) {                                                \
-      case ::forge::DType::kFloat32: {                        \
-        using T = float;                                            \
-        return __VA_ARGS__();                                       \
-      }                                                             \
-      case ::forge::DType::kBFloat16: {                       \
-        using T = __nv_bfloat16;                                    \
-        return __VA_ARGS__();                                       \
-      }                                                             \
-      case ::forge::DType::kFloat16: {                        \
-        using T = __half;                                           \
-        return __VA_ARGS__();                                       \
-      }                                                             \
-    }                                                               \
-    return cudaErrorInvalidValue;                                   \
+#define FORGE_CUDA_DISPATCH(dtype, T, ...) \
+  [&]() -> cudaError_t {                   \
+    switch (dtype) {                       \
+      case ::forge::DType::kFloat32: {     \
+        using T = float;                   \
+        return __VA_ARGS__();              \
+      }                                    \
+      case ::forge::DType::kBFloat16: {    \
+        using T = __nv_bfloat16;           \
+        return __VA_ARGS__();              \
+      }                                    \
+      case ::forge::DType::kFloat16: {     \
+        using T = __half;                  \
+        return __VA_ARGS__();              \
+      }                                    \
+    }                                      \
+    return cudaErrorInvalidValue;          \
   }()

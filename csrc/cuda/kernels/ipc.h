@@ -3,9 +3,9 @@
 // (two-shot), data_bytes].
 #pragma once
 
-#include <cstdint>
-
 #include <cuda_runtime_api.h>
+
+#include <cstdint>
 
 #include "cuda/kernels/launch.h"
 
@@ -26,7 +26,7 @@ struct IpcPeers {
   char* buffers[kIpcMaxRanks];  // every rank's buffer, mapped in this process
   int rank;
   int world_size;
-  int64_t data_bytes;           // the most bytes one call may reduce
+  int64_t data_bytes;  // the most bytes one call may reduce
 };
 
 // Sums `bytes` (a multiple of 16, at most data_bytes) of `input` over the ranks into `out`.

@@ -46,8 +46,10 @@ template <typename T>
 __device__ __forceinline__ Pack<T> sum_packs(const IpcPeers& p, int64_t offset_bytes) {
   float acc[Pack<T>::kSize];
   for (int r = 0; r < p.world_size; ++r) {
-    const Pack<T> x = load_pack(reinterpret_cast<const T*>(p.buffers[r] + kIpcDataOffset + offset_bytes));
-    for (int j = 0; j < Pack<T>::kSize; ++j) acc[j] = r == 0 ? to_float(x.v[j]) : acc[j] + to_float(x.v[j]);
+    const Pack<T> x =
+        load_pack(reinterpret_cast<const T*>(p.buffers[r] + kIpcDataOffset + offset_bytes));
+    for (int j = 0; j < Pack<T>::kSize; ++j)
+      acc[j] = r == 0 ? to_float(x.v[j]) : acc[j] + to_float(x.v[j]);
   }
   Pack<T> out;
   for (int j = 0; j < Pack<T>::kSize; ++j) out.v[j] = from_float<T>(acc[j]);
@@ -74,16 +76,19 @@ __global__ void ipc_all_reduce_kernel(IpcPeers p, const T* input, T* out, int64_
   }
   block_barrier(p, epoch * 4 + 1);
   if constexpr (!TWO_SHOT) {
-    for (int64_t i = first; i < packs; i += stride) store_pack(out + i * N, sum_packs<T>(p, i * 16));
+    for (int64_t i = first; i < packs; i += stride)
+      store_pack(out + i * N, sum_packs<T>(p, i * 16));
   } else {
     const int64_t lo = p.rank * share, hi = min(packs, lo + share);
     T* reduced = reinterpret_cast<T*>(p.buffers[p.rank] + kIpcDataOffset + p.data_bytes);
-    for (int64_t i = lo + first; i < hi; i += stride) store_pack(reduced + i * N, sum_packs<T>(p, i * 16));
+    for (int64_t i = lo + first; i < hi; i += stride)
+      store_pack(reduced + i * N, sum_packs<T>(p, i * 16));
     block_barrier(p, epoch * 4 + 2);
     for (int r = 0; r < p.world_size; ++r) {
       const T* theirs = reinterpret_cast<const T*>(p.buffers[r] + kIpcDataOffset + p.data_bytes);
       const int64_t rlo = r * share, rhi = min(packs, rlo + share);
-      for (int64_t i = rlo + first; i < rhi; i += stride) store_pack(out + i * N, load_pack(theirs + i * N));
+      for (int64_t i = rlo + first; i < rhi; i += stride)
+        store_pack(out + i * N, load_pack(theirs + i * N));
     }
   }
   block_barrier(p, epoch * 4 + 3);
@@ -93,8 +98,8 @@ __global__ void ipc_all_reduce_kernel(IpcPeers p, const T* input, T* out, int64_
 
 cudaError_t ipc_all_reduce(DType dtype, const IpcPeers& peers, const void* input, void* out,
                            int64_t bytes, uint64_t epoch, bool two_shot, cudaStream_t stream) {
-  if (bytes % 16 != 0 || bytes > peers.data_bytes ||
-      reinterpret_cast<uintptr_t>(input) % 16 != 0 || reinterpret_cast<uintptr_t>(out) % 16 != 0) {
+  if (bytes % 16 != 0 || bytes > peers.data_bytes || reinterpret_cast<uintptr_t>(input) % 16 != 0 ||
+      reinterpret_cast<uintptr_t>(out) % 16 != 0) {
     return cudaErrorInvalidValue;
   }
   const int64_t packs = bytes / 16;

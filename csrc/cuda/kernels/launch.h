@@ -18,7 +18,7 @@ constexpr int kMaxTopkExperts = 8192;
 
 // Extra state of a split-KV attention launch: scratch for the partial results.
 struct AttentionSplits {
-  int num_splits = 1;          // 1: no split, no scratch
+  int num_splits = 1;              // 1: no split, no scratch
   float* partial_out = nullptr;    // [num_splits, num_tokens, num_heads, head_size]
   float* partial_stats = nullptr;  // [num_splits, num_tokens, num_heads, 2]: max, sum
 };

@@ -48,7 +48,10 @@ __device__ bool find_item(const PagedAttentionArgs& a, int block_q, Item& item) 
   const int q_block = blockIdx.x;
   while (lo < hi) {
     const int mid = (lo + hi + 1) / 2;
-    if (a.query_start_loc[mid] / block_q + mid <= q_block) lo = mid; else hi = mid - 1;
+    if (a.query_start_loc[mid] / block_q + mid <= q_block)
+      lo = mid;
+    else
+      hi = mid - 1;
   }
   item.seq = lo;
   item.q_start = a.query_start_loc[lo];
@@ -76,12 +79,15 @@ struct Smem {
   __host__ __device__ static int key_pad(bool mma) {
     return mma ? kMmaPad : (4 / sizeof(T) > 0 ? 4 / sizeof(T) : 1);
   }
-  __host__ __device__ static size_t floats(int rows, int d) { return 2 * rows * d + rows * kTile + 3 * rows; }
+  __host__ __device__ static size_t floats(int rows, int d) {
+    return 2 * rows * d + rows * kTile + 3 * rows;
+  }
   __host__ __device__ static size_t float_bytes(int rows, int d) {
     return (floats(rows, d) * sizeof(float) + kSmemAlign - 1) / kSmemAlign * kSmemAlign;
   }
   static size_t bytes(int rows, int d, bool mma) {
-    size_t b = float_bytes(rows, d) + kTile * (d + key_pad(mma)) * sizeof(T) + kTile * d * sizeof(T);
+    size_t b =
+        float_bytes(rows, d) + kTile * (d + key_pad(mma)) * sizeof(T) + kTile * d * sizeof(T);
     if (mma) b += rows * (d + kMmaPad) * sizeof(T) + rows * (kTile + kMmaPad) * sizeof(T);
     return b;
   }
@@ -90,8 +96,8 @@ struct Smem {
 template <typename T>
 __device__ __forceinline__ void load_tile(T* dst, int dst_stride, const T* cache,
                                           int64_t stride_block, int64_t stride_slot,
-                                          int64_t stride_dim, const int32_t* blocks, int lo,
-                                          int hi, int block_size, int d) {
+                                          int64_t stride_dim, const int32_t* blocks, int lo, int hi,
+                                          int block_size, int d) {
   // Rows past `hi` become zeros: the masked scores ignore them, and P V must not meet
   // whatever stale data (even NaN) an unused slot holds.
   constexpr int N = Pack<T>::kSize;
@@ -132,7 +138,7 @@ __device__ __forceinline__ void load_tile(T* dst, int dst_stride, const T* cache
 // Scaled, soft-capped score of query position `pos` and key position `kpos`, or -inf
 // when the key is masked (past `hi`, in the future, or outside the window).
 __device__ __forceinline__ float finish_score(float s, const PagedAttentionArgs& a, int pos,
-                                             int kpos, int hi) {
+                                              int kpos, int hi) {
   s *= a.scale;
   if (a.softcap > 0.f) s = a.softcap * tanhf(s / a.softcap);
   bool ok = kpos < hi && kpos <= pos;
@@ -197,7 +203,8 @@ __global__ void paged_attention_kernel(PagedAttentionArgs a, int num_tokens, int
     float x = 0.f;
     if (tok < it.q_len) {
       const int64_t token = it.q_start + tok;
-      x = to_float(query[token * a.q_stride_token + (kv_head * group + r % group) * a.q_stride_head + c]);
+      x = to_float(
+          query[token * a.q_stride_token + (kv_head * group + r % group) * a.q_stride_head + c]);
     }
     q_s[i] = x;
     acc_s[i] = 0.f;
@@ -224,8 +231,8 @@ __global__ void paged_attention_kernel(PagedAttentionArgs a, int num_tokens, int
 
   for (int start = lo; start < hi; start += kTile) {
     __syncthreads();  // the previous tile is fully consumed
-    load_tile(k_s, k_stride, kc, a.k_stride_block, a.k_stride_slot, a.k_stride_dim, blocks,
-              start, hi, a.block_size, d);
+    load_tile(k_s, k_stride, kc, a.k_stride_block, a.k_stride_slot, a.k_stride_dim, blocks, start,
+              hi, a.block_size, d);
     load_tile(v_s, d, vc, a.v_stride_block, a.v_stride_slot, a.v_stride_dim, blocks, start, hi,
               a.block_size, d);
     __syncthreads();
@@ -387,9 +394,9 @@ cudaError_t launch(const PagedAttentionArgs& a, int num_tokens, int block_q,
     e = launch_variant<T, false>(a, num_tokens, block_q, splits, stream);
   }
   if (e != cudaSuccess || splits.num_splits == 1) return e;
-  merge_splits_kernel<T><<<dim3(static_cast<unsigned>(num_tokens),
-                                static_cast<unsigned>(a.num_heads)), kThreads, 0, stream>>>(
-      a, num_tokens, splits);
+  merge_splits_kernel<T>
+      <<<dim3(static_cast<unsigned>(num_tokens), static_cast<unsigned>(a.num_heads)), kThreads, 0,
+         stream>>>(a, num_tokens, splits);
   return cudaGetLastError();
 }
 
@@ -403,19 +410,21 @@ int attention_block_q(int num_tokens, int num_seqs, int group) {
 size_t attention_smem_bytes(DType dtype, int block_q, int group, int head_size) {
   const int rows = block_q * group;
   switch (dtype) {
-    case DType::kFloat32: return Smem<float>::bytes(rows, head_size, false);
+    case DType::kFloat32:
+      return Smem<float>::bytes(rows, head_size, false);
     case DType::kBFloat16:
-      return Smem<__nv_bfloat16>::bytes(rows, head_size, mma_eligible<__nv_bfloat16>(rows, head_size));
-    case DType::kFloat16: return Smem<__half>::bytes(rows, head_size, mma_eligible<__half>(rows, head_size));
+      return Smem<__nv_bfloat16>::bytes(rows, head_size,
+                                        mma_eligible<__nv_bfloat16>(rows, head_size));
+    case DType::kFloat16:
+      return Smem<__half>::bytes(rows, head_size, mma_eligible<__half>(rows, head_size));
   }
   return 0;
 }
 
 cudaError_t paged_attention(DType dtype, const PagedAttentionArgs& args, int num_tokens,
                             int block_q, const AttentionSplits& splits, cudaStream_t stream) {
-  return FORGE_CUDA_DISPATCH(dtype, T, [&] {
-    return launch<T>(args, num_tokens, block_q, splits, stream);
-  });
+  return FORGE_CUDA_DISPATCH(dtype, T,
+                             [&] { return launch<T>(args, num_tokens, block_q, splits, stream); });
 }
 
 }  // namespace forge::cuda

@@ -102,7 +102,7 @@ __device__ __forceinline__ float block_dot(const T* xrow, int64_t k0, int64_t k,
 }
 
 template <typename T, int BITS, int ROWS>
-__global__ void __launch_bounds__(kWarpsPerBlock * kWarp)
+__global__ void __launch_bounds__(kWarpsPerBlock* kWarp)
     quant_gemm_kernel(QuantGemmArgs a, bool x_vec, bool q_vec) {
   const int lane = threadIdx.x % kWarp;
   const int64_t n = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarp;

@@ -31,8 +31,8 @@ __global__ void reshape_and_cache_kernel(ReshapeAndCacheArgs a, int64_t num_slot
 cudaError_t reshape_and_cache(DType dtype, const ReshapeAndCacheArgs& args, int64_t num_slots,
                               cudaStream_t stream) {
   return FORGE_CUDA_DISPATCH(dtype, T, [&] {
-    reshape_and_cache_kernel<T><<<static_cast<unsigned>(args.num_tokens), 256, 0, stream>>>(
-        args, num_slots);
+    reshape_and_cache_kernel<T>
+        <<<static_cast<unsigned>(args.num_tokens), 256, 0, stream>>>(args, num_slots);
     return cudaGetLastError();
   });
 }

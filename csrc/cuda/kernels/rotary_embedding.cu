@@ -35,8 +35,8 @@ __global__ void rotary_embedding_kernel(RotaryArgs a, int64_t max_position) {
   rotate(static_cast<T*>(a.query) + token * a.q_stride_token, a.q_stride_head, a.num_heads, cos,
          sin, half, a.is_neox);
   if (a.key != nullptr) {
-    rotate(static_cast<T*>(a.key) + token * a.k_stride_token, a.k_stride_head, a.num_kv_heads,
-           cos, sin, half, a.is_neox);
+    rotate(static_cast<T*>(a.key) + token * a.k_stride_token, a.k_stride_head, a.num_kv_heads, cos,
+           sin, half, a.is_neox);
   }
 }
 
@@ -45,8 +45,8 @@ __global__ void rotary_embedding_kernel(RotaryArgs a, int64_t max_position) {
 cudaError_t rotary_embedding(DType dtype, const RotaryArgs& args, int64_t max_position,
                              cudaStream_t stream) {
   return FORGE_CUDA_DISPATCH(dtype, T, [&] {
-    rotary_embedding_kernel<T><<<static_cast<unsigned>(args.num_tokens), kThreads, 0, stream>>>(
-        args, max_position);
+    rotary_embedding_kernel<T>
+        <<<static_cast<unsigned>(args.num_tokens), kThreads, 0, stream>>>(args, max_position);
     return cudaGetLastError();
   });
 }

@@ -81,21 +81,26 @@ class ForgeAttentionMetadata(AttentionMetadata):  # the bound of AttentionImpl's
     max_query_len: int
     max_seq_len: int
     query_start_loc: torch.Tensor  # [num_seqs + 1] int32
-    seq_lens: torch.Tensor         # [num_seqs] int32, context plus new tokens
-    block_table: torch.Tensor      # [num_seqs, max_blocks_per_seq] int32
-    slot_mapping: torch.Tensor     # [num_tokens] int64
+    seq_lens: torch.Tensor  # [num_seqs] int32, context plus new tokens
+    block_table: torch.Tensor  # [num_seqs, max_blocks_per_seq] int32
+    slot_mapping: torch.Tensor  # [num_tokens] int64
 
 
 class ForgeAttentionMetadataBuilder(AttentionMetadataBuilder[ForgeAttentionMetadata]):
     def __init__(self, kv_cache_spec, layer_names: list[str], vllm_config, device: torch.device):
         super().__init__(kv_cache_spec, layer_names, vllm_config, device)
 
-    def build(self, common_prefix_len: int, common_attn_metadata: CommonAttentionMetadata,
-              fast_build: bool = False) -> ForgeAttentionMetadata:
+    def build(
+        self,
+        common_prefix_len: int,
+        common_attn_metadata: CommonAttentionMetadata,
+        fast_build: bool = False,
+    ) -> ForgeAttentionMetadata:
         m = common_attn_metadata
         if m.causal is not True:
-            raise NotImplementedError("FORGE_ATTN runs causal attention only; got causal="
-                                      f"{m.causal!r}")
+            raise NotImplementedError(
+                f"FORGE_ATTN runs causal attention only; got causal={m.causal!r}"
+            )
         return ForgeAttentionMetadata(
             num_actual_tokens=m.num_actual_tokens,
             max_query_len=m.max_query_len,
@@ -108,24 +113,35 @@ class ForgeAttentionMetadataBuilder(AttentionMetadataBuilder[ForgeAttentionMetad
 
 
 class ForgeAttentionImpl(AttentionImpl[ForgeAttentionMetadata]):
-    def __init__(self, num_heads: int, head_size: int, scale: float,
-                 num_kv_heads: int | None = None, alibi_slopes: list[float] | None = None,
-                 sliding_window: int | None = None, kv_cache_dtype: str = "auto",
-                 logits_soft_cap: float | None = None,
-                 attn_type: str = AttentionType.DECODER,
-                 kv_sharing_target_layer_name: str | None = None, sinks=None) -> None:
+    def __init__(
+        self,
+        num_heads: int,
+        head_size: int,
+        scale: float,
+        num_kv_heads: int | None = None,
+        alibi_slopes: list[float] | None = None,
+        sliding_window: int | None = None,
+        kv_cache_dtype: str = "auto",
+        logits_soft_cap: float | None = None,
+        attn_type: str = AttentionType.DECODER,
+        kv_sharing_target_layer_name: str | None = None,
+        sinks=None,
+    ) -> None:
         # The selector cannot see ALiBi or sinks, so they are refused here, loudly,
         # rather than silently computing attention without them.
         if alibi_slopes is not None:
             raise NotImplementedError(
                 "FORGE_ATTN does not support ALiBi; select vLLM's backend with "
-                "attention_config={'backend': 'CPU_ATTN'} or set FORGE_DISABLE=1")
+                "attention_config={'backend': 'CPU_ATTN'} or set FORGE_DISABLE=1"
+            )
         if sinks is not None:
             raise NotImplementedError("FORGE_ATTN does not support attention sinks")
         if attn_type != AttentionType.DECODER:
             raise NotImplementedError(f"FORGE_ATTN does not support {attn_type} attention")
         if kv_cache_dtype != "auto":
-            raise NotImplementedError(f"FORGE_ATTN does not support kv_cache_dtype={kv_cache_dtype}")
+            raise NotImplementedError(
+                f"FORGE_ATTN does not support kv_cache_dtype={kv_cache_dtype}"
+            )
         self.num_heads = num_heads
         self.head_size = head_size
         self.scale = float(scale)
@@ -136,24 +152,46 @@ class ForgeAttentionImpl(AttentionImpl[ForgeAttentionMetadata]):
         self.attn_type = attn_type
         self.kv_sharing_target_layer_name = kv_sharing_target_layer_name
 
-    def do_kv_cache_update(self, layer: torch.nn.Module, key: torch.Tensor, value: torch.Tensor,
-                           kv_cache: torch.Tensor, slot_mapping: torch.Tensor) -> None:
+    def do_kv_cache_update(
+        self,
+        layer: torch.nn.Module,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        kv_cache: torch.Tensor,
+        slot_mapping: torch.Tensor,
+    ) -> None:
         key_cache, value_cache = split_kv_cache(kv_cache)
         n = slot_mapping.shape[0]  # key/value may carry padding rows beyond the batch
         ops.reshape_and_cache(key_cache, value_cache, key[:n], value[:n], slot_mapping)
 
-    def forward(self, layer, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                kv_cache: torch.Tensor, attn_metadata: ForgeAttentionMetadata | None,
-                output: torch.Tensor, output_scale: torch.Tensor | None = None,
-                output_block_scale: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        layer,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        kv_cache: torch.Tensor,
+        attn_metadata: ForgeAttentionMetadata | None,
+        output: torch.Tensor,
+        output_scale: torch.Tensor | None = None,
+        output_block_scale: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         if output_scale is not None or output_block_scale is not None:
             raise NotImplementedError("FORGE_ATTN does not fuse output quantization")
         if attn_metadata is None:  # memory profiling run: no cache yet
             return output
         n = attn_metadata.num_actual_tokens
         key_cache, value_cache = split_kv_cache(kv_cache)
-        ops.paged_attention(output[:n], query[:n], key_cache, value_cache,
-                            attn_metadata.query_start_loc, attn_metadata.seq_lens,
-                            attn_metadata.block_table, self.scale, self.sliding_window,
-                            self.logits_soft_cap)
+        ops.paged_attention(
+            output[:n],
+            query[:n],
+            key_cache,
+            value_cache,
+            attn_metadata.query_start_loc,
+            attn_metadata.seq_lens,
+            attn_metadata.block_table,
+            self.scale,
+            self.sliding_window,
+            self.logits_soft_cap,
+        )
         return output

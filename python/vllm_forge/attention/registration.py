@@ -34,12 +34,17 @@ def select_attention_backend(selected_backend, attn_selector_config) -> str | No
 
     # No capability: ours accepts any (supports_compute_capability is the base's True).
     reasons = ForgeAttentionBackend.validate_configuration(
-        **attn_selector_config._asdict(), device_capability=None)  # type: ignore[arg-type]
+        **attn_selector_config._asdict(),
+        device_capability=None,  # type: ignore[arg-type]
+    )
     if not reasons:
         return BACKEND_PATH
     key = tuple(reasons)
     if key not in _logged_declines:
         _logged_declines.add(key)
-        logger.warning("%s does not support this layer (%s); using vLLM's own attention backend",
-                       BACKEND_NAME, "; ".join(reasons))
+        logger.warning(
+            "%s does not support this layer (%s); using vLLM's own attention backend",
+            BACKEND_NAME,
+            "; ".join(reasons),
+        )
     return None

@@ -43,8 +43,14 @@ class _ShmDistributed:
 
 
 class ForgeCpuCommunicator(CpuCommunicator):
-    def __init__(self, cpu_group, device=None, device_group=None, unique_name: str = "",
-                 use_all2all: bool = False) -> None:
+    def __init__(
+        self,
+        cpu_group,
+        device=None,
+        device_group=None,
+        unique_name: str = "",
+        use_all2all: bool = False,
+    ) -> None:
         super().__init__(cpu_group, device, device_group, unique_name, use_all2all=use_all2all)
         self.shm: ShmGroup | None = None
         if self.world_size > 1:
@@ -64,8 +70,9 @@ class ForgeCpuCommunicator(CpuCommunicator):
             why = f"the ranks span {len(set(hosts))} hosts"
         else:
             try:
-                shm = ShmGroup(unique_name or "group", token[0], self.rank_in_group,
-                               self.world_size)
+                shm = ShmGroup(
+                    unique_name or "group", token[0], self.rank_in_group, self.world_size
+                )
             except Exception as e:  # every rank must reach the agreement below
                 why = str(e) or repr(e)  # never empty: an empty reason would read as success
         outcomes: list = [None] * self.world_size
@@ -75,9 +82,12 @@ class ForgeCpuCommunicator(CpuCommunicator):
             if shm is not None:
                 shm.close()
             if self.rank_in_group == 0:
-                logger.warning("vllm-forge shared-memory collectives off for group %s (%s); "
-                               "using vLLM's CPU communicator path", unique_name,
-                               "; ".join(failed))
+                logger.warning(
+                    "vllm-forge shared-memory collectives off for group %s (%s); "
+                    "using vLLM's CPU communicator path",
+                    unique_name,
+                    "; ".join(failed),
+                )
             return
         assert shm is not None  # no rank gave a reason, so ours opened
         self.shm = shm
@@ -85,8 +95,11 @@ class ForgeCpuCommunicator(CpuCommunicator):
         # _CPUSHMDistributed (which vLLM assigns the same way).
         self.dist_module = _ShmDistributed(shm, self.dist_module)  # type: ignore[assignment]
         if self.rank_in_group == 0:
-            logger.info("vllm-forge shared-memory collectives for group %s (%d ranks)",
-                        unique_name, self.world_size)
+            logger.info(
+                "vllm-forge shared-memory collectives for group %s (%d ranks)",
+                unique_name,
+                self.world_size,
+            )
 
     def reduce_scatter(self, input_: torch.Tensor, dim: int = -1) -> torch.Tensor:
         if self.shm is None or input_.dtype not in REDUCIBLE:
@@ -95,8 +108,10 @@ class ForgeCpuCommunicator(CpuCommunicator):
         # The chunks are taken along `dim`: move it to the front, and back afterwards.
         x = input_.movedim(dim, 0).contiguous()
         if x.shape[0] % self.world_size:
-            raise ValueError(f"reduce_scatter: size {x.shape[0]} of dim {dim} is not a multiple "
-                             f"of the world size {self.world_size}")
+            raise ValueError(
+                f"reduce_scatter: size {x.shape[0]} of dim {dim} is not a multiple "
+                f"of the world size {self.world_size}"
+            )
         out = torch.empty((x.shape[0] // self.world_size,) + x.shape[1:], dtype=x.dtype)
         self.shm.reduce_scatter(out, x)
         return out.movedim(0, dim).contiguous()

@@ -18,8 +18,9 @@ FORGE_IPC_MAX_BYTES = "FORGE_IPC_MAX_BYTES"
 
 
 class ForgeCudaCommunicator(CudaCommunicator):
-    def __init__(self, cpu_group, device=None, device_group=None, unique_name: str = "",
-                 *args, **kwargs) -> None:
+    def __init__(
+        self, cpu_group, device=None, device_group=None, unique_name: str = "", *args, **kwargs
+    ) -> None:
         # CudaCommunicator's later parameters (global_ranks, ..., use_all2all) pass as given.
         super().__init__(cpu_group, device, device_group, unique_name, *args, **kwargs)
         self.ipc: IpcAllReduce | None = None
@@ -36,11 +37,13 @@ class ForgeCudaCommunicator(CudaCommunicator):
             return
         max_bytes = int(os.environ.get(FORGE_IPC_MAX_BYTES, str(8 << 20)))
         with torch.cuda.device(self.device):
-            self.ipc, errors = IpcAllReduce.start(self.rank_in_group, self.world_size,
-                                                  max_bytes, self._exchange)
+            self.ipc, errors = IpcAllReduce.start(
+                self.rank_in_group, self.world_size, max_bytes, self._exchange
+            )
         if errors and self.rank_in_group == 0:
-            logger.warning("vllm-forge IPC all-reduce off for group %s: %s", unique_name,
-                           "; ".join(errors))
+            logger.warning(
+                "vllm-forge IPC all-reduce off for group %s: %s", unique_name, "; ".join(errors)
+            )
 
     def all_reduce(self, input_: torch.Tensor) -> torch.Tensor:
         if self.ipc is not None and self.ipc.eligible(input_):

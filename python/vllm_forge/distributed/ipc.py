@@ -7,7 +7,7 @@ all_gather_object). start makes the same exchanges on every rank whatever happen
 either every rank ends with an IpcAllReduce or every rank gets None and the reasons.
 """
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -22,8 +22,9 @@ class IpcAllReduce:
         self.max_bytes = max_bytes
 
     @classmethod
-    def start(cls, rank: int, world_size: int, max_bytes: int,
-              exchange: Callable[[object], list]) -> "tuple[IpcAllReduce | None, list[str]]":
+    def start(
+        cls, rank: int, world_size: int, max_bytes: int, exchange: Callable[[object], list]
+    ) -> "tuple[IpcAllReduce | None, list[str]]":
         ops = torch.ops.vllm_forge
         buffer, handle, error = None, b"", ""
         try:
@@ -50,9 +51,15 @@ class IpcAllReduce:
 
     def eligible(self, t: torch.Tensor) -> bool:
         nbytes = t.numel() * t.element_size()
-        return (t.is_cuda and t.is_contiguous() and t.dtype in REDUCIBLE
-                and nbytes % 16 == 0 and 0 < nbytes <= self.max_bytes
-                and t.data_ptr() % 16 == 0 and not torch.cuda.is_current_stream_capturing())
+        return (
+            t.is_cuda
+            and t.is_contiguous()
+            and t.dtype in REDUCIBLE
+            and nbytes % 16 == 0
+            and 0 < nbytes <= self.max_bytes
+            and t.data_ptr() % 16 == 0
+            and not torch.cuda.is_current_stream_capturing()
+        )
 
     def all_reduce(self, t: torch.Tensor) -> torch.Tensor:
         out = torch.empty_like(t)

@@ -18,12 +18,24 @@ def new_token() -> int:
 
 
 class ShmGroup:
-    def __init__(self, group: str, token: int, rank: int, world_size: int,
-                 slot_bytes: int | None = None, timeout_s: float | None = None) -> None:
+    def __init__(
+        self,
+        group: str,
+        token: int,
+        rank: int,
+        world_size: int,
+        slot_bytes: int | None = None,
+        timeout_s: float | None = None,
+    ) -> None:
         self.rank, self.world_size = rank, world_size
         self.handle = torch.ops.vllm_forge.shm_group_create(
-            group, token, rank, world_size, slot_bytes or envs.shm_slot_bytes(),
-            timeout_s or envs.shm_timeout_s())
+            group,
+            token,
+            rank,
+            world_size,
+            slot_bytes or envs.shm_slot_bytes(),
+            timeout_s or envs.shm_timeout_s(),
+        )
 
     def all_reduce(self, tensor: torch.Tensor) -> None:
         """Sum over the ranks, in place (contiguous float32/bfloat16/float16 CPU tensor)."""

@@ -19,8 +19,9 @@ def smollm2_folder() -> Path | None:
     return folder if (folder / GGUF_NAME).is_file() else None
 
 
-def make_reference_folder(gguf_file: Path, out: Path, with_tokenizer: bool = True,
-                          config=None) -> None:
+def make_reference_folder(
+    gguf_file: Path, out: Path, with_tokenizer: bool = True, config=None
+) -> None:
     """The GGUF's weights dequantised to fp32 by transformers, saved as a Hugging Face
     folder, with the tokenizer (also from the GGUF) if asked. `config`: transformers' own
     GGUF config unless given."""
@@ -32,8 +33,9 @@ def make_reference_folder(gguf_file: Path, out: Path, with_tokenizer: bool = Tru
         config = AutoConfig.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
     with torch.device("meta"):
         meta = AutoModelForCausalLM.from_config(config)
-    tensors = load_gguf_checkpoint(str(gguf_file), return_tensors=True, model_to_load=meta,
-                                   torch_dtype=torch.float32)["tensors"]
+    tensors = load_gguf_checkpoint(
+        str(gguf_file), return_tensors=True, model_to_load=meta, torch_dtype=torch.float32
+    )["tensors"]
     config.dtype = torch.float32
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     missing, unexpected = model.load_state_dict(tensors, strict=False)
@@ -42,8 +44,9 @@ def make_reference_folder(gguf_file: Path, out: Path, with_tokenizer: bool = Tru
     tmp = out.with_name(out.name + ".partial")
     model.save_pretrained(tmp)
     if with_tokenizer:
-        AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name) \
-            .save_pretrained(tmp)
+        AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name).save_pretrained(
+            tmp
+        )
     tmp.rename(out)
 
 
@@ -58,12 +61,21 @@ def export_hf_folder(gguf_file: Path, out: Path) -> Path:
 # Short chat prompts of the real-model tests and benchmarks (the first one's answer names
 # a fact the tests check: Paris).
 CHAT_QUESTIONS = (
-    "What is the capital of France?", "Write a haiku about the sea.",
-    "Explain why the sky is blue.", "List three red fruits.",
-    "How do I boil an egg?", "What is 12 times 7?", "Give me a tip for clean Python code.",
-    "Who wrote Romeo and Juliet?", "What is a prime number?", "Name two planets.",
-    "Describe a cat in one sentence.", "What does a CPU do?", "Suggest a name for a dog.",
-    "Why do leaves change colour?", "What is the boiling point of water?",
+    "What is the capital of France?",
+    "Write a haiku about the sea.",
+    "Explain why the sky is blue.",
+    "List three red fruits.",
+    "How do I boil an egg?",
+    "What is 12 times 7?",
+    "Give me a tip for clean Python code.",
+    "Who wrote Romeo and Juliet?",
+    "What is a prime number?",
+    "Name two planets.",
+    "Describe a cat in one sentence.",
+    "What does a CPU do?",
+    "Suggest a name for a dog.",
+    "Why do leaves change colour?",
+    "What is the boiling point of water?",
     "Tell me a fun fact about octopuses.",
 )
 
@@ -75,5 +87,5 @@ def english_text_ids(tokenizer, tokens: int, chunk: int = 500) -> list[list[int]
     from pydoc_data.topics import topics
 
     text = "\n\n".join(topics[k] for k in sorted(topics))
-    ids = tokenizer(text[:tokens * 8])["input_ids"][:tokens]
-    return [ids[i:i + chunk] for i in range(0, len(ids), chunk)]
+    ids = tokenizer(text[: tokens * 8])["input_ids"][:tokens]
+    return [ids[i : i + chunk] for i in range(0, len(ids), chunk)]

@@ -21,10 +21,14 @@ def gguf_path(model: str | Path) -> Path:
         found = sorted(path.glob(f"*{GGUF_SUFFIX}"))
         if len(found) == 1:
             return found[0]
-        raise ValueError(f"forge_gguf: the folder {str(path)!r} holds {len(found)} "
-                         f"{GGUF_SUFFIX} files ({[p.name for p in found]}); name one file")
-    raise ValueError(f"forge_gguf: {str(path)!r} is neither a {GGUF_SUFFIX} file nor a "
-                     f"folder with one (GGUF models are read from local files only)")
+        raise ValueError(
+            f"forge_gguf: the folder {str(path)!r} holds {len(found)} "
+            f"{GGUF_SUFFIX} files ({[p.name for p in found]}); name one file"
+        )
+    raise ValueError(
+        f"forge_gguf: {str(path)!r} is neither a {GGUF_SUFFIX} file nor a "
+        f"folder with one (GGUF models are read from local files only)"
+    )
 
 
 def is_gguf_model(model: str | Path) -> bool:

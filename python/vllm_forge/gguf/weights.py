@@ -26,6 +26,7 @@ from vllm_forge.quant.gguf import repack
 PREFIX = "gguf_part"
 
 if TYPE_CHECKING:
+
     class TaggedTensor(torch.Tensor):
         """What `tag` returns: a plain torch.Tensor at run time, with these attributes."""
 
@@ -34,8 +35,9 @@ if TYPE_CHECKING:
         gguf_shape: tuple[int, ...]
 
 
-def tag(data: np.ndarray, name: str, tensor_type: GGMLQuantizationType,
-        shape: tuple[int, ...]) -> "TaggedTensor":
+def tag(
+    data: np.ndarray, name: str, tensor_type: GGMLQuantizationType, shape: tuple[int, ...]
+) -> "TaggedTensor":
     """The raw GGUF data as a torch tensor (no copy) carrying what a layer needs to
     repack it. `shape` is the logical torch shape, (N, K) for a matrix."""
     with warnings.catch_warnings():  # a read-only memory map; nothing writes to it
@@ -64,17 +66,22 @@ class Part:
         return w.out_features if isinstance(w, PackedWeight) else w.shape[0]
 
 
-def read(tensor: "TaggedTensor", rows: tuple[int, int] | None = None,
-         cols: tuple[int, int] | None = None,
-         float_dtype: torch.dtype | None = None) -> PackedWeight | torch.Tensor:
+def read(
+    tensor: "TaggedTensor",
+    rows: tuple[int, int] | None = None,
+    cols: tuple[int, int] | None = None,
+    float_dtype: torch.dtype | None = None,
+) -> PackedWeight | torch.Tensor:
     """Rows [r0, r1) and columns [k0, k1) of a tagged GGUF matrix, repacked.
 
     Cuts are made on the raw data, before repacking; a column cut must fall on a block
     boundary of the tensor's type. Float tensors come back in `float_dtype`."""
     name, qtype, shape = tensor.gguf_name, tensor.gguf_type, tensor.gguf_shape
     if len(shape) != 2:
-        raise ValueError(f"forge_gguf: GGUF tensor {name!r} ({qtype.name}) has shape "
-                         f"{list(shape)}; a linear or embedding weight must be 2-D")
+        raise ValueError(
+            f"forge_gguf: GGUF tensor {name!r} ({qtype.name}) has shape "
+            f"{list(shape)}; a linear or embedding weight must be 2-D"
+        )
     n, k = shape
     raw = tensor.numpy()
     r0, r1 = rows if rows is not None else (0, n)
@@ -87,8 +94,9 @@ def read(tensor: "TaggedTensor", rows: tuple[int, int] | None = None,
                 raise ValueError(
                     f"forge_gguf: GGUF tensor {name!r} ({qtype.name}) cannot be split at "
                     f"columns {k0}..{k1}: not on its {block}-weight block boundaries (use "
-                    f"fewer tensor-parallel ranks)")
-            raw = raw[:, k0 // block * type_size:k1 // block * type_size]
+                    f"fewer tensor-parallel ranks)"
+                )
+            raw = raw[:, k0 // block * type_size : k1 // block * type_size]
         else:
             raw = raw[:, k0:k1]
     weight = repack(name, qtype, raw, (r1 - r0, k1 - k0))
@@ -99,6 +107,7 @@ def read(tensor: "TaggedTensor", rows: tuple[int, int] | None = None,
 
 def pad_rows(weight: PackedWeight | torch.Tensor, rows: int) -> PackedWeight | torch.Tensor:
     """`weight` with zero rows appended up to `rows` (a padded vocabulary)."""
+
     def pad(t: torch.Tensor) -> torch.Tensor:
         if t.shape[0] == rows:
             return t
@@ -107,8 +116,14 @@ def pad_rows(weight: PackedWeight | torch.Tensor, rows: int) -> PackedWeight | t
     if isinstance(weight, torch.Tensor):
         return pad(weight)
     mins = None if weight.mins is None else pad(weight.mins)
-    return PackedWeight(pad(weight.qweight), pad(weight.scales), mins,
-                        weight.bits, weight.group_size, weight.in_features)
+    return PackedWeight(
+        pad(weight.qweight),
+        pad(weight.scales),
+        mins,
+        weight.bits,
+        weight.group_size,
+        weight.in_features,
+    )
 
 
 # A layer's GGUF bookkeeping (gguf_pending: dict[int, Part] by start row; gguf_parts:
@@ -133,9 +148,17 @@ def _concat(parts: list[Part]) -> Part:
         return Part(parts[0].start, torch.cat(floats))
     ws = [p.weight for p in parts if isinstance(p.weight, PackedWeight)]
     mins = [w.mins for w in ws if w.mins is not None]
-    return Part(parts[0].start, PackedWeight(
-        torch.cat([w.qweight for w in ws]), torch.cat([w.scales for w in ws]),
-        torch.cat(mins) if mins else None, ws[0].bits, ws[0].group_size, ws[0].in_features))
+    return Part(
+        parts[0].start,
+        PackedWeight(
+            torch.cat([w.qweight for w in ws]),
+            torch.cat([w.scales for w in ws]),
+            torch.cat(mins) if mins else None,
+            ws[0].bits,
+            ws[0].group_size,
+            ws[0].in_features,
+        ),
+    )
 
 
 def merge(parts: list[Part]) -> list[Part]:
@@ -176,23 +199,37 @@ def finalize(layer: torch.nn.Module, expected_rows: int, what: str) -> None:
         covered += part.rows
     if covered != expected_rows:
         loaded = [(p.start, p.start + p.rows) for p in parts]
-        raise ValueError(f"forge_gguf: {what}: the GGUF file filled output rows {loaded} "
-                         f"of {expected_rows}; some tensors are missing or overlap")
+        raise ValueError(
+            f"forge_gguf: {what}: the GGUF file filled output rows {loaded} "
+            f"of {expected_rows}; some tensors are missing or overlap"
+        )
     layouts = []
     for i, part in enumerate(parts):
         names: dict[str, str] = {}
         w = part.weight
-        fields = ({"weight": w} if isinstance(w, torch.Tensor) else
-                  {"qweight": w.qweight, "scales": w.scales, "mins": w.mins})
+        fields = (
+            {"weight": w}
+            if isinstance(w, torch.Tensor)
+            else {"qweight": w.qweight, "scales": w.scales, "mins": w.mins}
+        )
         for field, t in fields.items():
             if t is None:
                 continue
             names[field] = f"{PREFIX}{i}_{field}"
             layer.register_parameter(names[field], torch.nn.Parameter(t, requires_grad=False))
         bits, group_size = (w.bits, w.group_size) if isinstance(w, PackedWeight) else (0, 0)
-        layouts.append(PartLayout(
-            part.start, part.rows, names.get("qweight"), names.get("scales"),
-            names.get("mins"), names.get("weight"), bits, group_size))
+        layouts.append(
+            PartLayout(
+                part.start,
+                part.rows,
+                names.get("qweight"),
+                names.get("scales"),
+                names.get("mins"),
+                names.get("weight"),
+                bits,
+                group_size,
+            )
+        )
     setattr(layer, "gguf_parts", tuple(layouts))
     setattr(layer, "gguf_pending", {})
 
@@ -206,4 +243,3 @@ def share(layer: torch.nn.Module, source: torch.nn.Module) -> None:
                 layer.register_parameter(name, getattr(source, name))
     setattr(layer, "gguf_parts", parts)
     setattr(layer, "gguf_pending", {})
-

@@ -12,8 +12,8 @@ skipped, by `providers()`, `summary()` (a startup log line) and `python -m vllm_
 
 import functools
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -31,7 +31,7 @@ class Choice:
     provider: str
     fn: Callable
     skipped: tuple[str, ...]  # "provider: why" for each provider passed over
-    source: str = "default"   # the variable that set the order, or "default"
+    source: str = "default"  # the variable that set the order, or "default"
 
 
 def _native(op: str, device_type: str) -> tuple[Callable | None, str]:
@@ -40,7 +40,8 @@ def _native(op: str, device_type: str) -> tuple[Callable | None, str]:
         return None, status.reason
     dispatch_key = {"cpu": "CPU", "cuda": "CUDA"}.get(device_type)
     if dispatch_key is None or not torch._C._dispatch_has_kernel_for_dispatch_key(
-            f"vllm_forge::{op}", dispatch_key):
+        f"vllm_forge::{op}", dispatch_key
+    ):
         return None, f"no compiled {device_type} kernel"
     return getattr(torch.ops.vllm_forge, op).default, ""
 
@@ -87,8 +88,10 @@ def choose(op: str, device_type: str) -> Choice:
             _KERNELS[(op, device_type)] = fn
             return Choice(provider, fn, tuple(skipped), source)
         skipped.append(f"{provider}: {why}")
-    raise ValueError(f"no provider can serve {op} on {device_type} with the order "
-                     f"{','.join(order)} ({source}): {'; '.join(skipped)}")
+    raise ValueError(
+        f"no provider can serve {op} on {device_type} with the order "
+        f"{','.join(order)} ({source}): {'; '.join(skipped)}"
+    )
 
 
 def reset_choices() -> None:
@@ -119,8 +122,10 @@ def _public_op(op: spec.OpSpec) -> Callable:
     for name in spec.arg_names(op.name):
         params.append(f"{name}={op.defaults[name]!r}" if name in op.defaults else name)
     args = ", ".join(spec.arg_names(op.name))
-    source = (f"def {op.name}({', '.join(params)}) -> None:\n"
-              f"    _kernel({op.name!r}, {op.device_arg}.device.type)({args})\n")
+    source = (
+        f"def {op.name}({', '.join(params)}) -> None:\n"
+        f"    _kernel({op.name!r}, {op.device_arg}.device.type)({args})\n"
+    )
     namespace = {"_kernel": _kernel}
     exec(source, namespace)
     fn = namespace[op.name]

@@ -16,16 +16,28 @@ from typing import NamedTuple
 import torch
 
 _C10_NAMES = {
-    torch.float32: "Float", torch.bfloat16: "BFloat16", torch.float16: "Half",
-    torch.float64: "Double", torch.int8: "Char", torch.uint8: "Byte", torch.int16: "Short",
-    torch.int32: "Int", torch.int64: "Long", torch.bool: "Bool", torch.uint16: "UInt16",
-    torch.uint32: "UInt32", torch.uint64: "UInt64", torch.complex32: "ComplexHalf",
-    torch.complex64: "ComplexFloat", torch.complex128: "ComplexDouble",
+    torch.float32: "Float",
+    torch.bfloat16: "BFloat16",
+    torch.float16: "Half",
+    torch.float64: "Double",
+    torch.int8: "Char",
+    torch.uint8: "Byte",
+    torch.int16: "Short",
+    torch.int32: "Int",
+    torch.int64: "Long",
+    torch.bool: "Bool",
+    torch.uint16: "UInt16",
+    torch.uint32: "UInt32",
+    torch.uint64: "UInt64",
+    torch.complex32: "ComplexHalf",
+    torch.complex64: "ComplexFloat",
+    torch.complex128: "ComplexDouble",
 }
 FLOAT_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
 # --- how c10 prints values ------------------------------------------------------------------
+
 
 def c10_name(dtype: torch.dtype) -> str:
     name = _C10_NAMES.get(dtype)
@@ -53,6 +65,7 @@ def double(x: float) -> str:
 
 # --- the FORGE_CHECK_* family ---------------------------------------------------------------
 
+
 def fail(op: str, message: str) -> None:
     raise RuntimeError(f"{op}: {message}")
 
@@ -74,8 +87,11 @@ def dtype(op: str, name: str, t: torch.Tensor, expected: torch.dtype) -> None:
 
 def same_dtype(op: str, name: str, t: torch.Tensor, ref_name: str, ref: torch.Tensor) -> None:
     if t.dtype != ref.dtype:
-        fail(op, f"{name} must have the dtype of {ref_name} ({c10_name(ref.dtype)}), "
-             f"got {c10_name(t.dtype)}")
+        fail(
+            op,
+            f"{name} must have the dtype of {ref_name} ({c10_name(ref.dtype)}), "
+            f"got {c10_name(t.dtype)}",
+        )
 
 
 def same_device(op: str, name: str, t: torch.Tensor, ref_name: str, ref: torch.Tensor) -> None:
@@ -90,8 +106,9 @@ def floating(op: str, name: str, t: torch.Tensor) -> None:
 
 def last_dim_contiguous(op: str, name: str, t: torch.Tensor) -> None:
     if t.shape[-1] > 1 and t.stride(-1) != 1:
-        fail(op, f"{name} must have a contiguous last dimension (stride 1), got strides "
-             f"{strides(t)}")
+        fail(
+            op, f"{name} must have a contiguous last dimension (stride 1), got strides {strides(t)}"
+        )
 
 
 def contiguous(op: str, name: str, t: torch.Tensor) -> None:
@@ -102,13 +119,17 @@ def contiguous(op: str, name: str, t: torch.Tensor) -> None:
 def size(op: str, name: str, t: torch.Tensor, d: int, expected: int, expected_text: str) -> None:
     """FORGE_CHECK_SIZE(op, t, d, expected); expected_text is the C++ expression's text."""
     if t.shape[d] != expected:
-        fail(op, f"{name}.size({d}) must be {expected} ({expected_text}), got {t.shape[d]} "
-             f"(shape {shape(t)})")
+        fail(
+            op,
+            f"{name}.size({d}) must be {expected} ({expected_text}), got {t.shape[d]} "
+            f"(shape {shape(t)})",
+        )
 
 
 class RowLayout(NamedTuple):
     """Where row r of a [..., cols] tensor starts: (r // inner_count) * outer_stride +
     (r % inner_count) * inner_stride (csrc/common/row_layout.h)."""
+
     inner_count: int = 1
     inner_stride: int = 0
     outer_stride: int = 0
@@ -126,8 +147,11 @@ def row_layout(op: str, name: str, t: torch.Tensor) -> RowLayout:
         else:
             groups.append([t.shape[d], t.stride(d)])
     if len(groups) > 2:
-        fail(op, f"the leading dimensions of {name} must form at most two levels of evenly "
-             f"spaced rows, got shape {shape(t)} with strides {strides(t)}")
+        fail(
+            op,
+            f"the leading dimensions of {name} must form at most two levels of evenly "
+            f"spaced rows, got shape {shape(t)} with strides {strides(t)}",
+        )
     if not groups:
         return RowLayout()
     (count, stride), outer = groups[0], groups[1][1] if len(groups) == 2 else None
@@ -170,8 +194,14 @@ def shares_memory(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 # --- one function per op, each a port of its prepare_<op> -----------------------------------
 
-def reshape_and_cache(key_cache: torch.Tensor, value_cache: torch.Tensor, key: torch.Tensor,
-                      value: torch.Tensor, slot_mapping: torch.Tensor) -> None:
+
+def reshape_and_cache(
+    key_cache: torch.Tensor,
+    value_cache: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    slot_mapping: torch.Tensor,
+) -> None:
     """csrc/launch/reshape_and_cache.cpp."""
     op = "reshape_and_cache"
     dim(op, "key_cache", key_cache, 4)
@@ -179,8 +209,12 @@ def reshape_and_cache(key_cache: torch.Tensor, value_cache: torch.Tensor, key: t
     dim(op, "key", key, 3)
     dim(op, "value", value, 3)
     dim(op, "slot_mapping", slot_mapping, 1)
-    for name, t in (("key_cache", key_cache), ("value_cache", value_cache), ("value", value),
-                    ("slot_mapping", slot_mapping)):
+    for name, t in (
+        ("key_cache", key_cache),
+        ("value_cache", value_cache),
+        ("value", value),
+        ("slot_mapping", slot_mapping),
+    ):
         same_device(op, name, t, "key", key)
     floating(op, "key", key)
     for name, t in (("value", value), ("key_cache", key_cache), ("value_cache", value_cache)):
@@ -191,8 +225,11 @@ def reshape_and_cache(key_cache: torch.Tensor, value_cache: torch.Tensor, key: t
     if value.shape != key.shape:
         fail(op, f"value must have the shape of key {shape(key)}, got {shape(value)}")
     if value_cache.shape != key_cache.shape:
-        fail(op, f"value_cache must have the shape of key_cache {shape(key_cache)}, got "
-             f"{shape(value_cache)}")
+        fail(
+            op,
+            f"value_cache must have the shape of key_cache {shape(key_cache)}, got "
+            f"{shape(value_cache)}",
+        )
     size(op, "key_cache", key_cache, 1, num_kv_heads, "num_kv_heads")
     size(op, "key_cache", key_cache, 3, head_size, "head_size")
     size(op, "slot_mapping", slot_mapping, 0, num_tokens, "num_tokens")
@@ -203,19 +240,35 @@ def reshape_and_cache(key_cache: torch.Tensor, value_cache: torch.Tensor, key: t
         bad = (slot_mapping >= num_blocks * block_size).nonzero()
         if len(bad):
             i = int(bad[0, 0])
-            fail(op, f"slot_mapping[{i}] = {int(slot_mapping[i])} is out of range for a cache "
-                 f"of {num_blocks} blocks of {block_size} slots (negative slots are skipped)")
+            fail(
+                op,
+                f"slot_mapping[{i}] = {int(slot_mapping[i])} is out of range for a cache "
+                f"of {num_blocks} blocks of {block_size} slots (negative slots are skipped)",
+            )
 
 
-def paged_attention(out: torch.Tensor, query: torch.Tensor, key_cache: torch.Tensor,
-                    value_cache: torch.Tensor, query_start_loc: torch.Tensor,
-                    seq_lens: torch.Tensor, block_table: torch.Tensor, scale: float,
-                    sliding_window: int, softcap: float) -> None:
+def paged_attention(
+    out: torch.Tensor,
+    query: torch.Tensor,
+    key_cache: torch.Tensor,
+    value_cache: torch.Tensor,
+    query_start_loc: torch.Tensor,
+    seq_lens: torch.Tensor,
+    block_table: torch.Tensor,
+    scale: float,
+    sliding_window: int,
+    softcap: float,
+) -> None:
     """csrc/launch/paged_attention.cpp, and the CPU launcher's dtype dispatch."""
     op = "paged_attention"
-    tensors = (("out", out, 3), ("key_cache", key_cache, 4), ("value_cache", value_cache, 4),
-               ("query_start_loc", query_start_loc, 1), ("seq_lens", seq_lens, 1),
-               ("block_table", block_table, 2))
+    tensors = (
+        ("out", out, 3),
+        ("key_cache", key_cache, 4),
+        ("value_cache", value_cache, 4),
+        ("query_start_loc", query_start_loc, 1),
+        ("seq_lens", seq_lens, 1),
+        ("block_table", block_table, 2),
+    )
     dim(op, "query", query, 3)
     for name, t, n in tensors:
         dim(op, name, t, n)
@@ -231,18 +284,27 @@ def paged_attention(out: torch.Tensor, query: torch.Tensor, key_cache: torch.Ten
     if out.shape != query.shape:
         fail(op, f"out must have the shape of query {shape(query)}, got {shape(out)}")
     if value_cache.shape != key_cache.shape:
-        fail(op, f"value_cache must have the shape of key_cache {shape(key_cache)}, got "
-             f"{shape(value_cache)}")
+        fail(
+            op,
+            f"value_cache must have the shape of key_cache {shape(key_cache)}, got "
+            f"{shape(value_cache)}",
+        )
     size(op, "key_cache", key_cache, 3, head_size, "head_size")
     if not (head_size % 16 == 0 and 32 <= head_size <= 256):
-        fail(op, f"head_size (query.size(2)) must be a multiple of 16 in [32, 256], got "
-             f"{head_size}")
+        fail(
+            op, f"head_size (query.size(2)) must be a multiple of 16 in [32, 256], got {head_size}"
+        )
     if not (num_kv_heads > 0 and num_heads % num_kv_heads == 0):
-        fail(op, f"the number of query heads ({num_heads}) must be a multiple of the number "
-             f"of KV heads (key_cache.size(1) = {num_kv_heads})")
+        fail(
+            op,
+            f"the number of query heads ({num_heads}) must be a multiple of the number "
+            f"of KV heads (key_cache.size(1) = {num_kv_heads})",
+        )
     if not (block_size > 0 and block_size % 16 == 0):
-        fail(op, f"block size (key_cache.size(2)) must be a positive multiple of 16, got "
-             f"{block_size}")
+        fail(
+            op,
+            f"block size (key_cache.size(2)) must be a positive multiple of 16, got {block_size}",
+        )
     size(op, "query_start_loc", query_start_loc, 0, num_seqs + 1, "num_seqs + 1")
     size(op, "block_table", block_table, 0, num_seqs, "num_seqs")
     if num_seqs == 0 and num_tokens > 0:
@@ -250,12 +312,18 @@ def paged_attention(out: torch.Tensor, query: torch.Tensor, key_cache: torch.Ten
     last_dim_contiguous(op, "out", out)
     last_dim_contiguous(op, "query", query)
     if not (key_cache.stride(2) == 1 and key_cache.stride(3) == block_size):
-        fail(op, f"key_cache must store each block's keys transposed (strides [..., ..., 1, "
-             f"block_size = {block_size}], a transposed view of [num_blocks, num_kv_heads, "
-             f"head_size, block_size]), got strides {strides(key_cache)}")
+        fail(
+            op,
+            f"key_cache must store each block's keys transposed (strides [..., ..., 1, "
+            f"block_size = {block_size}], a transposed view of [num_blocks, num_kv_heads, "
+            f"head_size, block_size]), got strides {strides(key_cache)}",
+        )
     if not (value_cache.stride(3) == 1 and value_cache.stride(2) == head_size):
-        fail(op, f"value_cache must have contiguous [block_size, head_size] tiles (strides "
-             f"[..., ..., {head_size}, 1]), got strides {strides(value_cache)}")
+        fail(
+            op,
+            f"value_cache must have contiguous [block_size, head_size] tiles (strides "
+            f"[..., ..., {head_size}, 1]), got strides {strides(value_cache)}",
+        )
     contiguous(op, "query_start_loc", query_start_loc)
     contiguous(op, "seq_lens", seq_lens)
     last_dim_contiguous(op, "block_table", block_table)
@@ -268,17 +336,24 @@ def paged_attention(out: torch.Tensor, query: torch.Tensor, key_cache: torch.Ten
     if sliding_window > 2**31 - 1:
         fail(op, f"sliding_window too large: {sliding_window}")
     if query.device.type == "cpu":
-        _check_paged_metadata(query_start_loc, seq_lens, block_table, num_tokens, block_size,
-                              num_blocks)
+        _check_paged_metadata(
+            query_start_loc, seq_lens, block_table, num_tokens, block_size, num_blocks
+        )
     # The launcher's dtype dispatch, reached only when there is work (num_tokens > 0).
     if num_tokens and query.dtype not in FLOAT_DTYPES:
-        fail(op, f"unsupported dtype {c10_name(query.dtype)}; supported: float32, bfloat16, "
-             "float16")
+        fail(
+            op, f"unsupported dtype {c10_name(query.dtype)}; supported: float32, bfloat16, float16"
+        )
 
 
-def _check_paged_metadata(query_start_loc: torch.Tensor, seq_lens: torch.Tensor,
-                          block_table: torch.Tensor, num_tokens: int, block_size: int,
-                          num_blocks: int) -> None:
+def _check_paged_metadata(
+    query_start_loc: torch.Tensor,
+    seq_lens: torch.Tensor,
+    block_table: torch.Tensor,
+    num_tokens: int,
+    block_size: int,
+    num_blocks: int,
+) -> None:
     """The kernels trust the metadata: a bad index must be an error, not a wild read."""
     op = "paged_attention"
     qsl, lens = query_start_loc.tolist(), seq_lens.tolist()
@@ -286,38 +361,56 @@ def _check_paged_metadata(query_start_loc: torch.Tensor, seq_lens: torch.Tensor,
     if qsl[0] != 0:
         fail(op, f"query_start_loc[0] must be 0, got {qsl[0]}")
     if qsl[num_seqs] != num_tokens:
-        fail(op, f"query_start_loc[{num_seqs}] must equal the number of query tokens "
-             f"({num_tokens}), got {qsl[num_seqs]}")
+        fail(
+            op,
+            f"query_start_loc[{num_seqs}] must equal the number of query tokens "
+            f"({num_tokens}), got {qsl[num_seqs]}",
+        )
     max_blocks = block_table.shape[1]
     for s, seq_len in enumerate(lens):
         q_len = qsl[s + 1] - qsl[s]
         if q_len < 0:
-            fail(op, f"query_start_loc must be non-decreasing, got query_start_loc[{s}] = "
-                 f"{qsl[s]} > query_start_loc[{s + 1}] = {qsl[s + 1]}")
+            fail(
+                op,
+                f"query_start_loc must be non-decreasing, got query_start_loc[{s}] = "
+                f"{qsl[s]} > query_start_loc[{s + 1}] = {qsl[s + 1]}",
+            )
         if seq_len < q_len:
-            fail(op, f"seq_lens[{s}] = {seq_len} is shorter than the sequence's {q_len} query "
-                 f"tokens (seq_lens counts context plus new tokens)")
+            fail(
+                op,
+                f"seq_lens[{s}] = {seq_len} is shorter than the sequence's {q_len} query "
+                f"tokens (seq_lens counts context plus new tokens)",
+            )
         used = -(-seq_len // block_size)
         if used > max_blocks:
-            fail(op, f"seq_lens[{s}] = {seq_len} needs {used} blocks of {block_size} but "
-                 f"block_table has only {max_blocks} columns")
+            fail(
+                op,
+                f"seq_lens[{s}] = {seq_len} needs {used} blocks of {block_size} but "
+                f"block_table has only {max_blocks} columns",
+            )
         if used > 0:
             ids = block_table[s, :used]
             bad = ((ids < 0) | (ids >= num_blocks)).nonzero()
             if len(bad):
                 b = int(bad[0, 0])
-                fail(op, f"block_table[{s}][{b}] = {int(ids[b])} is out of range for a cache "
-                     f"of {num_blocks} blocks")
+                fail(
+                    op,
+                    f"block_table[{s}][{b}] = {int(ids[b])} is out of range for a cache "
+                    f"of {num_blocks} blocks",
+                )
 
 
-def _weight_and_epsilon(op: str, input: torch.Tensor, weight: torch.Tensor | None,
-                        epsilon: float) -> None:
+def _weight_and_epsilon(
+    op: str, input: torch.Tensor, weight: torch.Tensor | None, epsilon: float
+) -> None:
     if weight is not None:
         same_device(op, "weight", weight, "input", input)
         hidden = input.shape[-1]
         if not (weight.dim() == 1 and weight.shape[0] == hidden):
-            fail(op, f"weight must have shape [{hidden}] (input's last dimension), got "
-                 f"{shape(weight)}")
+            fail(
+                op,
+                f"weight must have shape [{hidden}] (input's last dimension), got {shape(weight)}",
+            )
         same_dtype(op, "weight", weight, "input", input)
         if weight.shape[0] > 1 and weight.stride(0) != 1:
             fail(op, f"weight must be contiguous, got strides {strides(weight)}")
@@ -325,8 +418,9 @@ def _weight_and_epsilon(op: str, input: torch.Tensor, weight: torch.Tensor | Non
         fail(op, f"epsilon must be finite and >= 0, got {double(epsilon)}")
 
 
-def rms_norm(out: torch.Tensor, input: torch.Tensor, weight: torch.Tensor | None,
-             epsilon: float) -> tuple[RowLayout, RowLayout]:
+def rms_norm(
+    out: torch.Tensor, input: torch.Tensor, weight: torch.Tensor | None, epsilon: float
+) -> tuple[RowLayout, RowLayout]:
     """csrc/launch/rms_norm.cpp; returns the row layouts of (out, input)."""
     op = "rms_norm"
     if input.dim() < 1:
@@ -343,8 +437,9 @@ def rms_norm(out: torch.Tensor, input: torch.Tensor, weight: torch.Tensor | None
     return row_layout(op, "out", out), input_rows
 
 
-def fused_add_rms_norm(input: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor | None,
-                       epsilon: float) -> tuple[RowLayout, RowLayout]:
+def fused_add_rms_norm(
+    input: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor | None, epsilon: float
+) -> tuple[RowLayout, RowLayout]:
     """csrc/launch/rms_norm.cpp; returns the row layouts of (input, residual)."""
     op = "fused_add_rms_norm"
     if input.dim() < 1:
@@ -362,8 +457,9 @@ def fused_add_rms_norm(input: torch.Tensor, residual: torch.Tensor, weight: torc
     return row_layout(op, "input", input), row_layout(op, "residual", residual)
 
 
-def gated_activation(op: str, out: torch.Tensor,
-                     input: torch.Tensor) -> tuple[RowLayout, RowLayout]:
+def gated_activation(
+    op: str, out: torch.Tensor, input: torch.Tensor
+) -> tuple[RowLayout, RowLayout]:
     """silu_and_mul's and gelu_and_mul's checks (csrc/launch/activation.cpp); returns the
     row layouts of (out, input)."""
     if input.dim() < 1:
@@ -376,8 +472,11 @@ def gated_activation(op: str, out: torch.Tensor,
         fail(op, f"the last dimension of input must be even (gate and up halves), got {width}")
     expected = list(input.shape[:-1]) + [width // 2]
     if list(out.shape) != expected:
-        fail(op, f"out must have shape {expected} (input's with the last dimension halved), "
-             f"got {shape(out)}")
+        fail(
+            op,
+            f"out must have shape {expected} (input's with the last dimension halved), "
+            f"got {shape(out)}",
+        )
     last_dim_contiguous(op, "input", input)
     last_dim_contiguous(op, "out", out)
     input_rows = row_layout(op, "input", input)
@@ -395,29 +494,37 @@ class HeadView(NamedTuple):
     num_heads: int
 
 
-def _rotary_heads(name: str, t: torch.Tensor, query: torch.Tensor, num_tokens: int,
-                  head_size: int) -> HeadView:
+def _rotary_heads(
+    name: str, t: torch.Tensor, query: torch.Tensor, num_tokens: int, head_size: int
+) -> HeadView:
     op = "rotary_embedding"
     same_dtype(op, name, t, "query", query)
     if t.dim() not in (2, 3):
-        fail(op, f"{name} must be [num_tokens, heads * head_size] or [num_tokens, heads, "
-             f"head_size], got shape {shape(t)}")
+        fail(
+            op,
+            f"{name} must be [num_tokens, heads * head_size] or [num_tokens, heads, "
+            f"head_size], got shape {shape(t)}",
+        )
     if t.shape[0] != num_tokens:
         fail(op, f"{name}.size(0) must be {num_tokens} (positions.size(0)), got {t.shape[0]}")
     last_dim_contiguous(op, name, t)
     if t.dim() == 2:
         if t.shape[1] % head_size:
-            fail(op, f"{name}.size(1) = {t.shape[1]} is not a multiple of head_size = "
-                 f"{head_size}")
+            fail(op, f"{name}.size(1) = {t.shape[1]} is not a multiple of head_size = {head_size}")
         return HeadView(t.stride(0), head_size, t.shape[1] // head_size)
     if t.shape[2] != head_size:
         fail(op, f"{name}.size(2) must be head_size = {head_size}, got {t.shape[2]}")
     return HeadView(t.stride(0), t.stride(1), t.shape[1])
 
 
-def rotary_embedding(positions: torch.Tensor, query: torch.Tensor, key: torch.Tensor | None,
-                     head_size: int, cos_sin_cache: torch.Tensor,
-                     is_neox: bool) -> tuple[HeadView, HeadView | None]:
+def rotary_embedding(
+    positions: torch.Tensor,
+    query: torch.Tensor,
+    key: torch.Tensor | None,
+    head_size: int,
+    cos_sin_cache: torch.Tensor,
+    is_neox: bool,
+) -> tuple[HeadView, HeadView | None]:
     """csrc/launch/rotary_embedding.cpp; returns the head views of (query, key)."""
     op = "rotary_embedding"
     dim(op, "positions", positions, 1)
@@ -433,8 +540,11 @@ def rotary_embedding(positions: torch.Tensor, query: torch.Tensor, key: torch.Te
     last_dim_contiguous(op, "cos_sin_cache", cos_sin_cache)
     rot_dim = cos_sin_cache.shape[1]
     if not (0 < rot_dim <= head_size and rot_dim % 2 == 0 and rot_dim <= 1024):
-        fail(op, f"rotary dim (cos_sin_cache.size(1)) must be even, in (0, head_size = "
-             f"{head_size}] and at most 1024, got {rot_dim}")
+        fail(
+            op,
+            f"rotary dim (cos_sin_cache.size(1)) must be even, in (0, head_size = "
+            f"{head_size}] and at most 1024, got {rot_dim}",
+        )
     num_tokens = positions.shape[0]
     q = _rotary_heads("query", query, query, num_tokens, head_size)
     k = None
@@ -446,13 +556,17 @@ def rotary_embedding(positions: torch.Tensor, query: torch.Tensor, key: torch.Te
         bad = ((positions < 0) | (positions >= max_position)).nonzero()
         if len(bad):
             t = int(bad[0, 0])
-            fail(op, f"positions[{t}] = {int(positions[t])} is out of range for a "
-                 f"cos_sin_cache of {max_position} positions")
+            fail(
+                op,
+                f"positions[{t}] = {int(positions[t])} is out of range for a "
+                f"cos_sin_cache of {max_position} positions",
+            )
     return q, k
 
 
-def softmax(op: str, out: torch.Tensor, input: torch.Tensor,
-            temperature: torch.Tensor | None) -> None:
+def softmax(
+    op: str, out: torch.Tensor, input: torch.Tensor, temperature: torch.Tensor | None
+) -> None:
     """softmax's and log_softmax's checks (csrc/launch/softmax.cpp)."""
     if input.dim() != 2:
         fail(op, f"input must be a 2-D tensor [rows, cols], got shape {shape(input)}")
@@ -477,12 +591,17 @@ def softmax(op: str, out: torch.Tensor, input: torch.Tensor,
         bad = (~(torch.isfinite(temperature) & (temperature > 0))).nonzero()
         if len(bad):
             r = int(bad[0, 0])
-            fail(op, f"temperature[{r}] must be finite and > 0, got "
-                 f"{double(float(temperature[r]))}")
+            fail(
+                op, f"temperature[{r}] must be finite and > 0, got {double(float(temperature[r]))}"
+            )
 
 
-def topk_softmax(topk_weights: torch.Tensor, topk_ids: torch.Tensor,
-                 gating_output: torch.Tensor, renormalize: bool) -> None:
+def topk_softmax(
+    topk_weights: torch.Tensor,
+    topk_ids: torch.Tensor,
+    gating_output: torch.Tensor,
+    renormalize: bool,
+) -> None:
     """csrc/launch/softmax.cpp."""
     op = "topk_softmax"
     dim(op, "gating_output", gating_output, 2)
@@ -500,10 +619,15 @@ def topk_softmax(topk_weights: torch.Tensor, topk_ids: torch.Tensor,
     k = topk_weights.shape[1]
     size(op, "topk_weights", topk_weights, 0, rows, "rows")
     if topk_ids.shape != topk_weights.shape:
-        fail(op, f"topk_ids must have the shape of topk_weights {shape(topk_weights)}, got "
-             f"{shape(topk_ids)}")
+        fail(
+            op,
+            f"topk_ids must have the shape of topk_weights {shape(topk_weights)}, got "
+            f"{shape(topk_ids)}",
+        )
     if not 1 <= k <= experts:
-        fail(op, f"k (topk_weights.size(1)) must be in [1, {experts}] (the number of experts), "
-             f"got {k}")
+        fail(
+            op,
+            f"k (topk_weights.size(1)) must be in [1, {experts}] (the number of experts), got {k}",
+        )
     if experts > 2**31 - 1:
         fail(op, f"too many experts: {experts}")

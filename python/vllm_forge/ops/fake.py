@@ -19,20 +19,32 @@ def _shm_all_reduce_fake(handle, tensor) -> None:
 
 @torch.library.register_fake("vllm_forge::shm_all_gather")
 def _shm_all_gather_fake(handle, out, input) -> None:
-    torch._check(out.dtype == input.dtype, lambda: "shm_all_gather: out must have the dtype "
-                 f"of input ({input.dtype}), got {out.dtype}")
+    torch._check(
+        out.dtype == input.dtype,
+        lambda: (
+            f"shm_all_gather: out must have the dtype of input ({input.dtype}), got {out.dtype}"
+        ),
+    )
 
 
 @torch.library.register_fake("vllm_forge::shm_reduce_scatter")
 def _shm_reduce_scatter_fake(handle, out, input) -> None:
-    torch._check(out.dtype == input.dtype, lambda: "shm_reduce_scatter: out must have the "
-                 f"dtype of input ({input.dtype}), got {out.dtype}")
+    torch._check(
+        out.dtype == input.dtype,
+        lambda: (
+            f"shm_reduce_scatter: out must have the dtype of input ({input.dtype}), got {out.dtype}"
+        ),
+    )
 
 
 @torch.library.register_fake("vllm_forge::ipc_all_reduce")
 def _ipc_all_reduce_fake(buffer, out, input, two_shot) -> None:
-    torch._check(out.dtype == input.dtype, lambda: "ipc_all_reduce: out must have the dtype "
-                 f"of input ({input.dtype}), got {out.dtype}")
+    torch._check(
+        out.dtype == input.dtype,
+        lambda: (
+            f"ipc_all_reduce: out must have the dtype of input ({input.dtype}), got {out.dtype}"
+        ),
+    )
 
 
 @torch.library.register_fake("vllm_forge::ipc_group_open")

@@ -9,7 +9,7 @@ call counter for the kernel report ticks at run time, inside the op.
 """
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -9,8 +9,13 @@ from vllm_forge.ops import checks
 from vllm_forge.quant import checks as quant_checks
 
 
-def reshape_and_cache(key_cache: torch.Tensor, value_cache: torch.Tensor, key: torch.Tensor,
-                      value: torch.Tensor, slot_mapping: torch.Tensor) -> None:
+def reshape_and_cache(
+    key_cache: torch.Tensor,
+    value_cache: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    slot_mapping: torch.Tensor,
+) -> None:
     """Write key/value rows into the paged cache.
 
     key_cache, value_cache: [num_blocks, num_kv_heads, block_size, head_size] (updated)
@@ -27,10 +32,18 @@ def reshape_and_cache(key_cache: torch.Tensor, value_cache: torch.Tensor, key: t
     value_cache[blocks, :, offsets] = value[keep]
 
 
-def paged_attention(out: torch.Tensor, query: torch.Tensor, key_cache: torch.Tensor,
-                    value_cache: torch.Tensor, query_start_loc: torch.Tensor,
-                    seq_lens: torch.Tensor, block_table: torch.Tensor, scale: float,
-                    sliding_window: int = -1, softcap: float = 0.0) -> None:
+def paged_attention(
+    out: torch.Tensor,
+    query: torch.Tensor,
+    key_cache: torch.Tensor,
+    value_cache: torch.Tensor,
+    query_start_loc: torch.Tensor,
+    seq_lens: torch.Tensor,
+    block_table: torch.Tensor,
+    scale: float,
+    sliding_window: int = -1,
+    softcap: float = 0.0,
+) -> None:
     """Causal attention of each sequence's new tokens over its paged context.
 
     out, query: [num_tokens, num_heads, head_size]
@@ -41,8 +54,18 @@ def paged_attention(out: torch.Tensor, query: torch.Tensor, key_cache: torch.Ten
     p with max(0, pos - sliding_window + 1) <= p <= pos; softcap > 0 applies
     softcap * tanh(score / softcap) to the scaled scores.
     """
-    checks.paged_attention(out, query, key_cache, value_cache, query_start_loc, seq_lens,
-                           block_table, scale, sliding_window, softcap)
+    checks.paged_attention(
+        out,
+        query,
+        key_cache,
+        value_cache,
+        query_start_loc,
+        seq_lens,
+        block_table,
+        scale,
+        sliding_window,
+        softcap,
+    )
     num_heads = query.shape[1]
     num_kv_heads, block_size = key_cache.shape[1], key_cache.shape[2]
     group = num_heads // num_kv_heads
@@ -55,8 +78,16 @@ def paged_attention(out: torch.Tensor, query: torch.Tensor, key_cache: torch.Ten
         n_blocks = (seq_len + block_size - 1) // block_size
         blocks = block_table[s, :n_blocks].long()
         # [n_blocks, kv_heads, block_size, d] -> [seq_len, kv_heads, d]
-        k = key_cache[blocks].transpose(1, 2).reshape(-1, num_kv_heads, key_cache.shape[3])[:seq_len]
-        v = value_cache[blocks].transpose(1, 2).reshape(-1, num_kv_heads, value_cache.shape[3])[:seq_len]
+        k = (
+            key_cache[blocks]
+            .transpose(1, 2)
+            .reshape(-1, num_kv_heads, key_cache.shape[3])[:seq_len]
+        )
+        v = (
+            value_cache[blocks]
+            .transpose(1, 2)
+            .reshape(-1, num_kv_heads, value_cache.shape[3])[:seq_len]
+        )
         k = k.float().repeat_interleave(group, dim=1)
         v = v.float().repeat_interleave(group, dim=1)
         q = query[q0:q1].float()
@@ -91,23 +122,26 @@ def _weighted_values(probs: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor
     return out
 
 
-def rms_norm(out: torch.Tensor, input: torch.Tensor, weight: torch.Tensor | None,
-             epsilon: float) -> None:
+def rms_norm(
+    out: torch.Tensor, input: torch.Tensor, weight: torch.Tensor | None, epsilon: float
+) -> None:
     """out = input / sqrt(mean(input^2) + epsilon) * weight over the last dim; [..., hidden]."""
     checks.rms_norm(out, input, weight, epsilon)
     _rms_norm(out, input.float(), weight, epsilon)
 
 
-def _rms_norm(out: torch.Tensor, x: torch.Tensor, weight: torch.Tensor | None,
-              epsilon: float) -> None:
+def _rms_norm(
+    out: torch.Tensor, x: torch.Tensor, weight: torch.Tensor | None, epsilon: float
+) -> None:
     y = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + epsilon)
     if weight is not None:
         y = y * weight.float()
     out.copy_(y)
 
 
-def fused_add_rms_norm(input: torch.Tensor, residual: torch.Tensor,
-                       weight: torch.Tensor | None, epsilon: float) -> None:
+def fused_add_rms_norm(
+    input: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor | None, epsilon: float
+) -> None:
     """residual <- input + residual; input <- rms_norm of the (unrounded) sum."""
     checks.fused_add_rms_norm(input, residual, weight, epsilon)
     total = input.float() + residual.float()
@@ -132,8 +166,14 @@ def gelu_and_mul(out: torch.Tensor, input: torch.Tensor, approximate: str) -> No
     out.copy_(torch.nn.functional.gelu(x[..., :d], approximate=approximate) * x[..., d:])
 
 
-def rotary_embedding(positions: torch.Tensor, query: torch.Tensor, key: torch.Tensor | None,
-                     head_size: int, cos_sin_cache: torch.Tensor, is_neox: bool) -> None:
+def rotary_embedding(
+    positions: torch.Tensor,
+    query: torch.Tensor,
+    key: torch.Tensor | None,
+    head_size: int,
+    cos_sin_cache: torch.Tensor,
+    is_neox: bool,
+) -> None:
     """Rotate the first rot_dim = cos_sin_cache.shape[1] dims of each head, in place.
 
     positions [T] int64; query [T, H * head_size] or [T, H, head_size]; key likewise or
@@ -176,8 +216,12 @@ def log_softmax(out: torch.Tensor, input: torch.Tensor, temperature: torch.Tenso
     out.copy_(torch.log_softmax(x, dim=-1))
 
 
-def topk_softmax(topk_weights: torch.Tensor, topk_ids: torch.Tensor, gating_output: torch.Tensor,
-                 renormalize: bool) -> None:
+def topk_softmax(
+    topk_weights: torch.Tensor,
+    topk_ids: torch.Tensor,
+    gating_output: torch.Tensor,
+    renormalize: bool,
+) -> None:
     """topk_weights [rows, k] float32, topk_ids [rows, k] int32 <- the k largest of
     softmax(gating_output [rows, experts]), optionally renormalised to sum to 1."""
     checks.topk_softmax(topk_weights, topk_ids, gating_output, renormalize)
@@ -189,9 +233,16 @@ def topk_softmax(topk_weights: torch.Tensor, topk_ids: torch.Tensor, gating_outp
     topk_ids.copy_(ids.to(torch.int32))
 
 
-def quant_gemm(out: torch.Tensor, x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor,
-               mins: torch.Tensor | None, bias: torch.Tensor | None, bits: int,
-               group_size: int) -> None:
+def quant_gemm(
+    out: torch.Tensor,
+    x: torch.Tensor,
+    qweight: torch.Tensor,
+    scales: torch.Tensor,
+    mins: torch.Tensor | None,
+    bias: torch.Tensor | None,
+    bits: int,
+    group_size: int,
+) -> None:
     """Weight-only quantised matmul: out = x @ W^T (+ bias), in fp32.
 
     out: [M, N] (x's dtype); x: [M, K]

@@ -14,8 +14,9 @@ symbolic size becomes a run-time assertion, never a guard that would specialise 
 full argument checks, values included, are vllm_forge.ops.checks, run by the real op.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -38,27 +39,43 @@ class OpSpec:
 # --- the rules a fake applies ------------------------------------------------------------
 # Each names the op, the argument and the value in its message, like the real checks.
 
+
 def _check(ok, op: str, message: Callable[[], str]) -> None:
     torch._check(ok, lambda: f"{op}: {message()}")
 
 
 def rank(name: str, *ranks: int) -> Rule:
     """args[name] has one of `ranks` dimensions (absent optional arguments pass)."""
+
     def rule(op, args):
         t = args[name]
         if t is not None:
-            _check(t.dim() in ranks, op, lambda: f"{name} must be a "
-                   f"{' or '.join(map(str, ranks))}-D tensor, got shape {list(t.shape)}")
+            _check(
+                t.dim() in ranks,
+                op,
+                lambda: (
+                    f"{name} must be a "
+                    f"{' or '.join(map(str, ranks))}-D tensor, got shape {list(t.shape)}"
+                ),
+            )
+
     return rule
 
 
 def dtype(name: str, *dtypes: torch.dtype) -> Rule:
     """args[name] has one of `dtypes`."""
+
     def rule(op, args):
         t = args[name]
         if t is not None:
-            _check(t.dtype in dtypes, op, lambda: f"{name} must have dtype "
-                   f"{' or '.join(str(d) for d in dtypes)}, got {t.dtype}")
+            _check(
+                t.dtype in dtypes,
+                op,
+                lambda: (
+                    f"{name} must have dtype {' or '.join(str(d) for d in dtypes)}, got {t.dtype}"
+                ),
+            )
+
     return rule
 
 
@@ -68,29 +85,44 @@ def floating(name: str) -> Rule:
 
 def same_dtype(ref: str, *names: str) -> Rule:
     """Each of `names` has the dtype of args[ref]."""
+
     def rule(op, args):
         for name in names:
             t = args[name]
             if t is not None:
-                _check(t.dtype == args[ref].dtype, op, lambda: f"{name} must have the dtype "
-                       f"of {ref} ({args[ref].dtype}), got {t.dtype}")
+                _check(
+                    t.dtype == args[ref].dtype,
+                    op,
+                    lambda: (
+                        f"{name} must have the dtype of {ref} ({args[ref].dtype}), got {t.dtype}"
+                    ),
+                )
+
     return rule
 
 
 def _sizes_equal(op: str, name: str, t: torch.Tensor, expected: list, why: str) -> None:
-    _check(t.dim() == len(expected), op,
-           lambda: f"{name} must have shape {expected}{why}, got {list(t.shape)}")
+    _check(
+        t.dim() == len(expected),
+        op,
+        lambda: f"{name} must have shape {expected}{why}, got {list(t.shape)}",
+    )
     for actual, want in zip(t.shape, expected):
-        _check(actual == want, op, lambda: f"{name} must have shape {expected}{why}, got "
-               f"{list(t.shape)}")
+        _check(
+            actual == want,
+            op,
+            lambda: f"{name} must have shape {expected}{why}, got {list(t.shape)}",
+        )
 
 
 def shape(name: str, expected: Callable[[dict[str, Any]], list], why: str = "") -> Rule:
     """args[name] has the shape expected(args) (absent optional arguments pass)."""
+
     def rule(op, args):
         t = args[name]
         if t is not None:
             _sizes_equal(op, name, t, list(expected(args)), f" ({why})" if why else "")
+
     return rule
 
 
@@ -103,6 +135,7 @@ def _all(*rules: Rule) -> Rule:
     def rule(op, args):
         for r in rules:
             r(op, args)
+
     return rule
 
 
@@ -116,10 +149,22 @@ def _rotary_heads(name: str) -> Rule:
         t, positions = args[name], args["positions"]
         if t is None:
             return
-        _check(t.dim() in (2, 3), op, lambda: f"{name} must be [num_tokens, heads * head_size] "
-               f"or [num_tokens, heads, head_size], got shape {list(t.shape)}")
-        _check(t.shape[0] == positions.shape[0], op, lambda: f"{name}.size(0) must be "
-               f"{positions.shape[0]} (positions.size(0)), got {t.shape[0]}")
+        _check(
+            t.dim() in (2, 3),
+            op,
+            lambda: (
+                f"{name} must be [num_tokens, heads * head_size] "
+                f"or [num_tokens, heads, head_size], got shape {list(t.shape)}"
+            ),
+        )
+        _check(
+            t.shape[0] == positions.shape[0],
+            op,
+            lambda: (
+                f"{name}.size(0) must be {positions.shape[0]} (positions.size(0)), got {t.shape[0]}"
+            ),
+        )
+
     return rule
 
 
@@ -128,84 +173,197 @@ def _quant_gemm_weights(op, args):
 
     x, qweight, bits = args["x"], args["qweight"], args["bits"]
     _check(bits in (4, 8), op, lambda: f"bits must be 4 or 8, got {bits}")
-    _sizes_equal(op, "qweight", qweight, [qweight.shape[0], packed_columns(x.shape[1], bits)],
-                 f" for K={x.shape[1]} (x.size(1)) and bits={bits}")
+    _sizes_equal(
+        op,
+        "qweight",
+        qweight,
+        [qweight.shape[0], packed_columns(x.shape[1], bits)],
+        f" for K={x.shape[1]} (x.size(1)) and bits={bits}",
+    )
     groups = [qweight.shape[0], num_groups(x.shape[1], args["group_size"])]
     for name in ("scales", "mins"):
         if args[name] is not None:
             _sizes_equal(op, name, args[name], groups, " (N, groups)")
 
 
+# softmax and log_softmax: [rows, cols] in, the same out, an fp32 temperature per row.
+_ROW_SOFTMAX_RULES = (
+    rank("input", 2),
+    floating("input"),
+    same_shape("input", "out"),
+    same_dtype("input", "out"),
+    dtype("temperature", torch.float32),
+    shape("temperature", lambda a: [a["input"].shape[0]], "one per row"),
+)
+
 # --- the table ----------------------------------------------------------------------------
 
 SPECS = (
-    OpSpec("reshape_and_cache", ("key_cache", "value_cache"), "key", "reshape_and_cache",
-           (rank("key_cache", 4), rank("key", 3), floating("key"),
-            same_shape("key", "value"), same_shape("key_cache", "value_cache"),
+    OpSpec(
+        "reshape_and_cache",
+        ("key_cache", "value_cache"),
+        "key",
+        "reshape_and_cache",
+        (
+            rank("key_cache", 4),
+            rank("key", 3),
+            floating("key"),
+            same_shape("key", "value"),
+            same_shape("key_cache", "value_cache"),
             same_dtype("key", "value", "key_cache", "value_cache"),
             shape("slot_mapping", lambda a: [a["key"].shape[0]], "num_tokens"),
-            dtype("slot_mapping", torch.int64)),
-           "the attention backend's KV-cache update (vllm_forge.attention)"),
-    OpSpec("paged_attention", ("out",), "query", "paged_attention",
-           (rank("query", 3), floating("query"), rank("key_cache", 4),
-            same_shape("query", "out"), same_shape("key_cache", "value_cache"),
+            dtype("slot_mapping", torch.int64),
+        ),
+        "the attention backend's KV-cache update (vllm_forge.attention)",
+    ),
+    OpSpec(
+        "paged_attention",
+        ("out",),
+        "query",
+        "paged_attention",
+        (
+            rank("query", 3),
+            floating("query"),
+            rank("key_cache", 4),
+            same_shape("query", "out"),
+            same_shape("key_cache", "value_cache"),
             same_dtype("query", "out", "key_cache", "value_cache"),
-            rank("seq_lens", 1), rank("block_table", 2),
+            rank("seq_lens", 1),
+            rank("block_table", 2),
             shape("query_start_loc", lambda a: [a["seq_lens"].shape[0] + 1], "num_seqs + 1"),
-            dtype("query_start_loc", torch.int32), dtype("seq_lens", torch.int32),
-            dtype("block_table", torch.int32)),
-           "the attention backend (vllm_forge.attention)",
-           defaults={"sliding_window": -1, "softcap": 0.0}),
-    OpSpec("rms_norm", ("out",), "input", "norms",
-           (floating("input"), same_shape("input", "out"), same_dtype("input", "out", "weight"),
-            shape("weight", lambda a: [a["input"].shape[-1]], "input's last dimension")),
-           "vLLM's RMSNorm IR op, eager mode (platform/hooks.py)"),
-    OpSpec("fused_add_rms_norm", ("input", "residual"), "input", "norms",
-           (floating("input"), same_shape("input", "residual"),
+            dtype("query_start_loc", torch.int32),
+            dtype("seq_lens", torch.int32),
+            dtype("block_table", torch.int32),
+        ),
+        "the attention backend (vllm_forge.attention)",
+        defaults={"sliding_window": -1, "softcap": 0.0},
+    ),
+    OpSpec(
+        "rms_norm",
+        ("out",),
+        "input",
+        "norms",
+        (
+            floating("input"),
+            same_shape("input", "out"),
+            same_dtype("input", "out", "weight"),
+            shape("weight", lambda a: [a["input"].shape[-1]], "input's last dimension"),
+        ),
+        "vLLM's RMSNorm IR op, eager mode (platform/hooks.py)",
+    ),
+    OpSpec(
+        "fused_add_rms_norm",
+        ("input", "residual"),
+        "input",
+        "norms",
+        (
+            floating("input"),
+            same_shape("input", "residual"),
             same_dtype("input", "residual", "weight"),
-            shape("weight", lambda a: [a["input"].shape[-1]], "input's last dimension")),
-           "vLLM's fused add + RMSNorm IR op, eager mode (platform/hooks.py)"),
-    OpSpec("silu_and_mul", ("out",), "input", "activation",
-           (floating("input"), same_dtype("input", "out"),
-            shape("out", halved_last("input"), "input's with the last dimension halved")),
-           "vLLM's SiluAndMul CustomOp (vllm_forge.layers)"),
-    OpSpec("gelu_and_mul", ("out",), "input", "activation",
-           (floating("input"), same_dtype("input", "out"),
-            shape("out", halved_last("input"), "input's with the last dimension halved")),
-           "vLLM's GeluAndMul CustomOp (vllm_forge.layers)",
-           defaults={"approximate": "none"}),
-    OpSpec("rotary_embedding", ("query", "key"), "query", "rotary_embedding",
-           (rank("positions", 1), dtype("positions", torch.int64), floating("query"),
-            _rotary_heads("query"), _rotary_heads("key"),
-            same_dtype("query", "key", "cos_sin_cache"), rank("cos_sin_cache", 2)),
-           "vLLM's RotaryEmbedding CustomOp (vllm_forge.layers)"),
-    OpSpec("softmax", ("out",), "input", "softmax",
-           (rank("input", 2), floating("input"), same_shape("input", "out"),
-            same_dtype("input", "out"), dtype("temperature", torch.float32),
-            shape("temperature", lambda a: [a["input"].shape[0]], "one per row")),
-           "library only: vLLM's sampler has no extension point for its softmax",
-           defaults={"temperature": None}),
-    OpSpec("log_softmax", ("out",), "input", "softmax",
-           (rank("input", 2), floating("input"), same_shape("input", "out"),
-            same_dtype("input", "out"), dtype("temperature", torch.float32),
-            shape("temperature", lambda a: [a["input"].shape[0]], "one per row")),
-           "library only: vLLM's logprobs have no extension point for their log-softmax",
-           defaults={"temperature": None}),
-    OpSpec("topk_softmax", ("topk_weights", "topk_ids"), "gating_output", "softmax",
-           (rank("gating_output", 2), floating("gating_output"), rank("topk_weights", 2),
-            dtype("topk_weights", torch.float32), dtype("topk_ids", torch.int32),
+            shape("weight", lambda a: [a["input"].shape[-1]], "input's last dimension"),
+        ),
+        "vLLM's fused add + RMSNorm IR op, eager mode (platform/hooks.py)",
+    ),
+    OpSpec(
+        "silu_and_mul",
+        ("out",),
+        "input",
+        "activation",
+        (
+            floating("input"),
+            same_dtype("input", "out"),
+            shape("out", halved_last("input"), "input's with the last dimension halved"),
+        ),
+        "vLLM's SiluAndMul CustomOp (vllm_forge.layers)",
+    ),
+    OpSpec(
+        "gelu_and_mul",
+        ("out",),
+        "input",
+        "activation",
+        (
+            floating("input"),
+            same_dtype("input", "out"),
+            shape("out", halved_last("input"), "input's with the last dimension halved"),
+        ),
+        "vLLM's GeluAndMul CustomOp (vllm_forge.layers)",
+        defaults={"approximate": "none"},
+    ),
+    OpSpec(
+        "rotary_embedding",
+        ("query", "key"),
+        "query",
+        "rotary_embedding",
+        (
+            rank("positions", 1),
+            dtype("positions", torch.int64),
+            floating("query"),
+            _rotary_heads("query"),
+            _rotary_heads("key"),
+            same_dtype("query", "key", "cos_sin_cache"),
+            rank("cos_sin_cache", 2),
+        ),
+        "vLLM's RotaryEmbedding CustomOp (vllm_forge.layers)",
+    ),
+    OpSpec(
+        "softmax",
+        ("out",),
+        "input",
+        "softmax",
+        _ROW_SOFTMAX_RULES,
+        "library only: vLLM's sampler has no extension point for its softmax",
+        defaults={"temperature": None},
+    ),
+    OpSpec(
+        "log_softmax",
+        ("out",),
+        "input",
+        "softmax",
+        _ROW_SOFTMAX_RULES,
+        "library only: vLLM's logprobs have no extension point for their log-softmax",
+        defaults={"temperature": None},
+    ),
+    OpSpec(
+        "topk_softmax",
+        ("topk_weights", "topk_ids"),
+        "gating_output",
+        "softmax",
+        (
+            rank("gating_output", 2),
+            floating("gating_output"),
+            rank("topk_weights", 2),
+            dtype("topk_weights", torch.float32),
+            dtype("topk_ids", torch.int32),
             same_shape("topk_weights", "topk_ids"),
-            shape("topk_weights", lambda a: [a["gating_output"].shape[0],
-                                             a["topk_weights"].shape[1]], "rows, k")),
-           "MoE routing on the CPU: vLLM's MoERunner/CPURouter (vllm_forge.moe)",
-           defaults={"renormalize": False}),
-    OpSpec("quant_gemm", ("out",), "x", "quant_gemm",
-           (rank("x", 2), floating("x"), rank("qweight", 2), _quant_gemm_weights,
-            shape("out", lambda a: [a["x"].shape[0], a["qweight"].shape[0]],
-                  "x.size(0), qweight.size(0)"),
+            shape(
+                "topk_weights",
+                lambda a: [a["gating_output"].shape[0], a["topk_weights"].shape[1]],
+                "rows, k",
+            ),
+        ),
+        "MoE routing on the CPU: vLLM's MoERunner/CPURouter (vllm_forge.moe)",
+        defaults={"renormalize": False},
+    ),
+    OpSpec(
+        "quant_gemm",
+        ("out",),
+        "x",
+        "quant_gemm",
+        (
+            rank("x", 2),
+            floating("x"),
+            rank("qweight", 2),
+            _quant_gemm_weights,
+            shape(
+                "out",
+                lambda a: [a["x"].shape[0], a["qweight"].shape[0]],
+                "x.size(0), qweight.size(0)",
+            ),
             same_dtype("x", "out", "bias"),
-            shape("bias", lambda a: [a["qweight"].shape[0]], "N = qweight.size(0)")),
-           "GGUF and GPTQ/AWQ/compressed-tensors linear layers (vllm_forge.quant, .gguf)"),
+            shape("bias", lambda a: [a["qweight"].shape[0]], "N = qweight.size(0)"),
+        ),
+        "GGUF and GPTQ/AWQ/compressed-tensors linear layers (vllm_forge.quant, .gguf)",
+    ),
 )
 
 BY_NAME = {spec.name: spec for spec in SPECS}

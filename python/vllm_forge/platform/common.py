@@ -42,48 +42,73 @@ def installed_vllm_version() -> str | None:
     return None
 
 
-def decide(*, disabled: bool, vllm_version: str | None, extension_loaded: bool,
-           extension_reason: str, cuda_device: bool, cuda_kernels: bool = False,
-           cuda_opt_in: bool = False, cuda_validated: bool = CUDA_VALIDATED) -> PlatformChoice:
+def decide(
+    *,
+    disabled: bool,
+    vllm_version: str | None,
+    extension_loaded: bool,
+    extension_reason: str,
+    cuda_device: bool,
+    cuda_kernels: bool = False,
+    cuda_opt_in: bool = False,
+    cuda_validated: bool = CUDA_VALIDATED,
+) -> PlatformChoice:
     """The decision itself, free of side effects so tests can drive every branch."""
     if disabled:
         return PlatformChoice(None, f"disabled by {envs.FORGE_DISABLE}")
     if vllm_version is None:
         return PlatformChoice(None, "vLLM is not installed")
     if not (vllm_version == SUPPORTED_VLLM or vllm_version.startswith(SUPPORTED_VLLM + ".")):
-        return PlatformChoice(None, f"vllm-forge supports vLLM {SUPPORTED_VLLM}.x, found {vllm_version}")
+        return PlatformChoice(
+            None, f"vllm-forge supports vLLM {SUPPORTED_VLLM}.x, found {vllm_version}"
+        )
     if not extension_loaded:
         return PlatformChoice(None, extension_reason)
     if cuda_device and cuda_kernels and not (cuda_validated or cuda_opt_in):
-        return PlatformChoice(None, f"vllm-forge's CUDA kernels have not yet run on a GPU "
-                                    f"(benchmarks/gpu_suite.sh has not passed on a card); "
-                                    f"vLLM's own CUDA platform serves. Set "
-                                    f"{envs.FORGE_CUDA}=1 to use them anyway")
+        return PlatformChoice(
+            None,
+            f"vllm-forge's CUDA kernels have not yet run on a GPU "
+            f"(benchmarks/gpu_suite.sh has not passed on a card); "
+            f"vLLM's own CUDA platform serves. Set "
+            f"{envs.FORGE_CUDA}=1 to use them anyway",
+        )
     if cuda_device and cuda_kernels:
         return PlatformChoice(CUDA_PLATFORM, "CUDA kernels loaded and a CUDA device present")
     if cuda_device:
-        return PlatformChoice(None, "a CUDA device is present but this vllm-forge was built "
-                                    "without CUDA kernels (rebuild with FORGE_TARGET_DEVICE=cuda); "
-                                    "vLLM's own CUDA platform serves")
+        return PlatformChoice(
+            None,
+            "a CUDA device is present but this vllm-forge was built "
+            "without CUDA kernels (rebuild with FORGE_TARGET_DEVICE=cuda); "
+            "vLLM's own CUDA platform serves",
+        )
     return PlatformChoice(CPU_PLATFORM, "CPU kernels loaded")
 
 
 @functools.cache
 def choose_platform() -> PlatformChoice:
     if envs.disabled():  # decline before paying for torch or the extension
-        choice = decide(disabled=True, vllm_version=None, extension_loaded=False,
-                        extension_reason="", cuda_device=False)
+        choice = decide(
+            disabled=True,
+            vllm_version=None,
+            extension_loaded=False,
+            extension_reason="",
+            cuda_device=False,
+        )
     else:
         import torch
 
         from vllm_forge import extension
 
         status = extension.load()
-        choice = decide(disabled=False, vllm_version=installed_vllm_version(),
-                        extension_loaded=status.loaded, extension_reason=status.reason,
-                        cuda_device=torch.cuda.is_available(),
-                        cuda_kernels="cuda" in status.targets,
-                        cuda_opt_in=envs.cuda_opt_in())
+        choice = decide(
+            disabled=False,
+            vllm_version=installed_vllm_version(),
+            extension_loaded=status.loaded,
+            extension_reason=status.reason,
+            cuda_device=torch.cuda.is_available(),
+            cuda_kernels="cuda" in status.targets,
+            cuda_opt_in=envs.cuda_opt_in(),
+        )
     if choice.platform is None:
         logger.warning("vllm-forge declines the platform: %s", choice.reason)
     else:

@@ -73,8 +73,11 @@ class ForgePlatformHooks(_PlatformBase):
         if cc.backend == "inductor" and cc.mode != CompilationMode.NONE:
             return priority
         for op in ("rms_norm", "fused_add_rms_norm"):
-            setattr(priority, op, [FORGE_PROVIDER] + [p for p in getattr(priority, op)
-                                                      if p != FORGE_PROVIDER])
+            setattr(
+                priority,
+                op,
+                [FORGE_PROVIDER] + [p for p in getattr(priority, op) if p != FORGE_PROVIDER],
+            )
         return priority
 
     @classmethod

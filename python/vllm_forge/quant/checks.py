@@ -5,16 +5,33 @@ the same way. The FORGE_CHECK_* helpers are the other ops' (vllm_forge.ops.check
 
 import torch
 
+from vllm_forge.ops.checks import (
+    c10_name,
+    dim,
+    fail,
+    floating,
+    last_dim_contiguous,
+    same_device,
+    same_dtype,
+    shape,
+    shares_memory,
+    strides,
+)
 from vllm_forge.quant.format import BITS, GROUP_SIZES, num_groups, packed_columns
-from vllm_forge.ops.checks import (c10_name, dim, fail, floating, last_dim_contiguous,
-                                      same_device, same_dtype, shape, shares_memory, strides)
 
 OP = "quant_gemm"
 
 
-def quant_gemm(out: torch.Tensor, x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor,
-               mins: torch.Tensor | None, bias: torch.Tensor | None, bits: int,
-               group_size: int) -> None:
+def quant_gemm(
+    out: torch.Tensor,
+    x: torch.Tensor,
+    qweight: torch.Tensor,
+    scales: torch.Tensor,
+    mins: torch.Tensor | None,
+    bias: torch.Tensor | None,
+    bits: int,
+    group_size: int,
+) -> None:
     """Raise RuntimeError naming the argument and the value for any call the native op
     refuses; return None for a valid one."""
     if bits not in BITS:
@@ -30,32 +47,47 @@ def quant_gemm(out: torch.Tensor, x: torch.Tensor, qweight: torch.Tensor, scales
     m, k = x.shape
     dim(OP, "qweight", qweight, 2)
     if bits == 8 and qweight.dtype != torch.int8:
-        fail(OP, "qweight must have dtype int8 for bits=8 (one code per weight), got "
-             f"{c10_name(qweight.dtype)}")
+        fail(
+            OP,
+            "qweight must have dtype int8 for bits=8 (one code per weight), got "
+            f"{c10_name(qweight.dtype)}",
+        )
     if bits == 4 and qweight.dtype != torch.uint8:
-        fail(OP, "qweight must have dtype uint8 for bits=4 (two codes per byte), got "
-             f"{c10_name(qweight.dtype)}")
+        fail(
+            OP,
+            "qweight must have dtype uint8 for bits=4 (two codes per byte), got "
+            f"{c10_name(qweight.dtype)}",
+        )
     n = qweight.shape[0]
     cols = packed_columns(k, bits)
     if qweight.shape[1] != cols:
         per_block = " (16 bytes per 32 weights)" if bits == 4 else ""
-        fail(OP, f"qweight must have shape [N, {cols}] for K={k} (x.size(1)) and bits={bits}"
-             f"{per_block}, got {shape(qweight)}")
+        fail(
+            OP,
+            f"qweight must have shape [N, {cols}] for K={k} (x.size(1)) and bits={bits}"
+            f"{per_block}, got {shape(qweight)}",
+        )
     last_dim_contiguous(OP, "qweight", qweight)
     groups = num_groups(k, group_size)
     dim(OP, "scales", scales, 2)
     if scales.dtype not in (torch.float32, torch.float16):
         fail(OP, f"scales must have dtype float32 or float16, got {c10_name(scales.dtype)}")
     if tuple(scales.shape) != (n, groups):
-        fail(OP, f"scales must have shape [{n}, {groups}] (N, ceil(K / group_size) for K={k}, "
-             f"group_size={group_size}), got {shape(scales)}")
+        fail(
+            OP,
+            f"scales must have shape [{n}, {groups}] (N, ceil(K / group_size) for K={k}, "
+            f"group_size={group_size}), got {shape(scales)}",
+        )
     last_dim_contiguous(OP, "scales", scales)
     if mins is not None:
         same_device(OP, "mins", mins, "x", x)
         same_dtype(OP, "mins", mins, "scales", scales)
         if mins.shape != scales.shape or mins.stride() != scales.stride():
-            fail(OP, f"mins must have the shape and strides of scales {shape(scales)} "
-                 f"{strides(scales)}, got {shape(mins)} {strides(mins)}")
+            fail(
+                OP,
+                f"mins must have the shape and strides of scales {shape(scales)} "
+                f"{strides(scales)}, got {shape(mins)} {strides(mins)}",
+            )
     if bias is not None:
         same_device(OP, "bias", bias, "x", x)
         same_dtype(OP, "bias", bias, "x", x)
@@ -65,8 +97,7 @@ def quant_gemm(out: torch.Tensor, x: torch.Tensor, qweight: torch.Tensor, scales
     dim(OP, "out", out, 2)
     same_dtype(OP, "out", out, "x", x)
     if tuple(out.shape) != (m, n):
-        fail(OP, f"out must have shape [{m}, {n}] (x.size(0), qweight.size(0)), got "
-             f"{shape(out)}")
+        fail(OP, f"out must have shape [{m}, {n}] (x.size(0), qweight.size(0)), got {shape(out)}")
     last_dim_contiguous(OP, "out", out)
     if out.numel() and shares_memory(out, x):
         fail(OP, "out must not share memory with x")

@@ -49,9 +49,9 @@ def packed_columns(in_features: int, bits: int) -> int:
 class PackedWeight:
     """A quantised [out_features, in_features] weight in the kernels' layout."""
 
-    qweight: torch.Tensor          # int8 [N, K] (bits 8) or uint8 [N, ceil(K/32)*16] (bits 4)
-    scales: torch.Tensor           # float32 | float16 [N, ceil(K / group_size)]
-    mins: torch.Tensor | None      # like scales, or None (m = 0)
+    qweight: torch.Tensor  # int8 [N, K] (bits 8) or uint8 [N, ceil(K/32)*16] (bits 4)
+    scales: torch.Tensor  # float32 | float16 [N, ceil(K / group_size)]
+    mins: torch.Tensor | None  # like scales, or None (m = 0)
     bits: int
     group_size: int
     in_features: int
@@ -66,8 +66,9 @@ class PackedWeight:
 
     def dequantize(self) -> torch.Tensor:
         """W as float32 [N, K]."""
-        return dequantize(self.qweight, self.scales, self.mins, self.bits, self.group_size,
-                          self.in_features)
+        return dequantize(
+            self.qweight, self.scales, self.mins, self.bits, self.group_size, self.in_features
+        )
 
     def nbytes(self) -> int:
         t = [self.qweight, self.scales] + ([self.mins] if self.mins is not None else [])
@@ -78,8 +79,9 @@ def pack_int4(codes: torch.Tensor) -> torch.Tensor:
     """int codes 0..15 [N, K] -> uint8 [N, ceil(K/32)*16] in the block order above."""
     n, k = codes.shape
     if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) > 15):
-        raise ValueError(f"pack_int4: codes must be in 0..15, got {int(codes.min())}.."
-                         f"{int(codes.max())}")
+        raise ValueError(
+            f"pack_int4: codes must be in 0..15, got {int(codes.min())}..{int(codes.max())}"
+        )
     kp = -(-k // INT4_BLOCK) * INT4_BLOCK
     padded = torch.zeros(n, kp, dtype=torch.uint8)
     padded[:, :k] = codes.to(torch.uint8)
@@ -97,8 +99,14 @@ def unpack_codes(qweight: torch.Tensor, bits: int, in_features: int) -> torch.Te
     return codes.reshape(n, -1)[:, :in_features]
 
 
-def dequantize(qweight: torch.Tensor, scales: torch.Tensor, mins: torch.Tensor | None,
-               bits: int, group_size: int, in_features: int) -> torch.Tensor:
+def dequantize(
+    qweight: torch.Tensor,
+    scales: torch.Tensor,
+    mins: torch.Tensor | None,
+    bits: int,
+    group_size: int,
+    in_features: int,
+) -> torch.Tensor:
     """W [N, K] = scales * codes + mins per group, in float32."""
     q = unpack_codes(qweight, bits, in_features).to(torch.float32)
     s = scales.to(torch.float32).repeat_interleave(group_size, dim=1)[:, :in_features]
@@ -108,15 +116,22 @@ def dequantize(qweight: torch.Tensor, scales: torch.Tensor, mins: torch.Tensor |
     return w
 
 
-def quantize_rtn(weight: torch.Tensor, bits: int, group_size: int, symmetric: bool = False,
-                 scale_dtype: torch.dtype = torch.float16) -> PackedWeight:
+def quantize_rtn(
+    weight: torch.Tensor,
+    bits: int,
+    group_size: int,
+    symmetric: bool = False,
+    scale_dtype: torch.dtype = torch.float16,
+) -> PackedWeight:
     """Round-to-nearest quantisation of a float weight [N, K] (tests and benchmarks).
 
     Asymmetric: codes 0..2^bits-1 with a min per group. Symmetric: int8 codes
     -127..127 without mins; int4 codes 0..15 meaning q - 8 (min = -8 s)."""
     if bits not in BITS or group_size not in GROUP_SIZES:
-        raise ValueError(f"quantize_rtn: bits must be one of {BITS} and group_size one of "
-                         f"{GROUP_SIZES}, got bits={bits}, group_size={group_size}")
+        raise ValueError(
+            f"quantize_rtn: bits must be one of {BITS} and group_size one of "
+            f"{GROUP_SIZES}, got bits={bits}, group_size={group_size}"
+        )
     n, k = weight.shape
     g = num_groups(k, group_size)
     w = torch.zeros(n, g * group_size, dtype=torch.float32)
@@ -151,5 +166,11 @@ def quantize_rtn(weight: torch.Tensor, bits: int, group_size: int, symmetric: bo
         qweight = q.to(torch.int8).contiguous()
     else:
         qweight = pack_int4(q)
-    return PackedWeight(qweight, scales.contiguous(),
-                        None if mins is None else mins.contiguous(), bits, group_size, k)
+    return PackedWeight(
+        qweight,
+        scales.contiguous(),
+        None if mins is None else mins.contiguous(),
+        bits,
+        group_size,
+        k,
+    )

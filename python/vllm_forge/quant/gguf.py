@@ -32,7 +32,8 @@ The data is read as little-endian (GGUF's byte order), on a little-endian host.
 
 import numpy as np
 import torch
-from gguf import GGML_QUANT_SIZES, GGMLQuantizationType as T
+from gguf import GGML_QUANT_SIZES
+from gguf import GGMLQuantizationType as T
 
 from .format import PackedWeight
 
@@ -44,8 +45,9 @@ SUPPORTED_TYPES: tuple[T, ...] = tuple(_FLOAT_TYPES) + _QUANT_TYPES
 _FP16_MAX = float(np.finfo(np.float16).max)
 
 
-def repack(name: str, tensor_type: T, data: np.ndarray,
-           shape: tuple[int, int]) -> PackedWeight | torch.Tensor:
+def repack(
+    name: str, tensor_type: T, data: np.ndarray, shape: tuple[int, int]
+) -> PackedWeight | torch.Tensor:
     """Repack one GGUF weight into the kernels' layout.
 
     Parameters
@@ -76,11 +78,14 @@ def repack(name: str, tensor_type: T, data: np.ndarray,
     try:
         qtype = T(tensor_type)
     except ValueError:
-        raise ValueError(f"GGUF tensor {name!r}: unknown type {tensor_type!r}; supported: "
-                         f"{_supported()}") from None
+        raise ValueError(
+            f"GGUF tensor {name!r}: unknown type {tensor_type!r}; supported: {_supported()}"
+        ) from None
     if qtype not in SUPPORTED_TYPES:
-        raise ValueError(f"GGUF tensor {name!r}: type {qtype.name} is not supported by "
-                         f"repack; supported: {_supported()}")
+        raise ValueError(
+            f"GGUF tensor {name!r}: type {qtype.name} is not supported by "
+            f"repack; supported: {_supported()}"
+        )
     rows = _rows(name, qtype, data, shape)
     n, k = shape
     if qtype in _FLOAT_TYPES:
@@ -94,7 +99,10 @@ def repack(name: str, tensor_type: T, data: np.ndarray,
         qweight=torch.from_numpy(np.ascontiguousarray(qweight).reshape(n, -1)),
         scales=torch.from_numpy(np.ascontiguousarray(scales).reshape(n, -1)),
         mins=None if mins is None else torch.from_numpy(np.ascontiguousarray(mins).reshape(n, -1)),
-        bits=bits, group_size=group, in_features=k)
+        bits=bits,
+        group_size=group,
+        in_features=k,
+    )
 
 
 def _supported() -> str:
@@ -109,26 +117,28 @@ def _rows(name: str, qtype: T, data: np.ndarray, shape) -> np.ndarray:
     n, k = (int(d) for d in shape)
     block, type_size = GGML_QUANT_SIZES[qtype]
     if k % block:
-        raise ValueError(f"{where}: in_features {k} is not a multiple of the block size "
-                         f"{block}")
+        raise ValueError(f"{where}: in_features {k} is not a multiple of the block size {block}")
     row_bytes = k // block * type_size
     data = np.ascontiguousarray(data)
     # Compare in bytes, so float and uint8 views of the same data are both accepted;
     # checking the row length (not only the total) catches a transposed shape.
     raw = data.reshape(-1, data.shape[-1] if data.ndim else 1).view(np.uint8)
     if raw.shape != (n, row_bytes):
-        raise ValueError(f"{where}: shape {(n, k)} needs {n} rows of {row_bytes} bytes, but "
-                         f"the data is {data.dtype} {list(data.shape)} ({raw.shape[0]} rows "
-                         f"of {raw.shape[1]} bytes)")
+        raise ValueError(
+            f"{where}: shape {(n, k)} needs {n} rows of {row_bytes} bytes, but "
+            f"the data is {data.dtype} {list(data.shape)} ({raw.shape[0]} rows "
+            f"of {raw.shape[1]} bytes)"
+        )
     return raw
 
 
 # Per-type repackers: blocks uint8 [N, blocks per row, type_size] ->
 # (qweight, scales, mins, bits, group_size), arrays with N leading rows.
 
+
 def _fp16(blocks: np.ndarray, at: int) -> np.ndarray:
     """The fp16 field at byte offset `at` of every block, as float16 [N, blocks]."""
-    return np.ascontiguousarray(blocks[..., at:at + 2]).view(np.float16)[..., 0]
+    return np.ascontiguousarray(blocks[..., at : at + 2]).view(np.float16)[..., 0]
 
 
 def _low_high(qs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -156,8 +166,8 @@ def _q4_1(b):
 
 
 def _q5(b, qh_at):
-    lo, hi = _low_high(b[..., qh_at + 4:qh_at + 20])
-    return np.concatenate([lo, hi], axis=-1) | _fifth_bit(b[..., qh_at:qh_at + 4])
+    lo, hi = _low_high(b[..., qh_at + 4 : qh_at + 20])
+    return np.concatenate([lo, hi], axis=-1) | _fifth_bit(b[..., qh_at : qh_at + 4])
 
 
 def _q5_0(b):
@@ -210,8 +220,10 @@ def _q4_k(b):
 def _q5_k(b):
     qh = b[..., 16:48]
     a, z = _k_codes4(b[..., 48:176])
-    low = np.stack([np.concatenate([a & 0x0F, z & 0x0F], axis=-1),
-                    np.concatenate([a >> 4, z >> 4], axis=-1)], axis=-2)  # [N, B, 4, 2, 32]
+    low = np.stack(
+        [np.concatenate([a & 0x0F, z & 0x0F], axis=-1), np.concatenate([a >> 4, z >> 4], axis=-1)],
+        axis=-2,
+    )  # [N, B, 4, 2, 32]
     # Bit i of qh[j] is the fifth bit of weight j of sub-block i.
     high = np.unpackbits(qh[..., None, :], axis=-2, bitorder="little")  # [N, B, 8, 32]
     codes = low.reshape(high.shape) | (high << 4)
@@ -226,11 +238,18 @@ def _q6_k(b):
     # and 64..127 (high); qh's 32 bytes give 2 high bits to weights 32 s + j from bits 2 s.
     lq = ql.reshape(*ql.shape[:-1], 2, 1, 64) >> np.array([0, 4], np.uint8)[:, None]
     hq = qh.reshape(*qh.shape[:-1], 2, 1, 32) >> np.array([0, 2, 4, 6], np.uint8)[:, None]
-    q = ((lq & 0x0F).reshape(*b.shape[:-1], 256) |
-         ((hq & 0x03) << 4).reshape(*b.shape[:-1], 256))
+    q = (lq & 0x0F).reshape(*b.shape[:-1], 256) | ((hq & 0x03) << 4).reshape(*b.shape[:-1], 256)
     codes = (q - np.uint8(32)).view(np.int8)  # q - 32 as int8, as in Q5_0
     return codes, d * sc.astype(np.float32), None, 8, 16
 
 
-_REPACKERS = {T.Q4_0: _q4_0, T.Q4_1: _q4_1, T.Q5_0: _q5_0, T.Q5_1: _q5_1, T.Q8_0: _q8_0,
-              T.Q4_K: _q4_k, T.Q5_K: _q5_k, T.Q6_K: _q6_k}
+_REPACKERS = {
+    T.Q4_0: _q4_0,
+    T.Q4_1: _q4_1,
+    T.Q5_0: _q5_0,
+    T.Q5_1: _q5_1,
+    T.Q8_0: _q8_0,
+    T.Q4_K: _q4_k,
+    T.Q5_K: _q5_k,
+    T.Q6_K: _q6_k,
+}

@@ -115,8 +115,10 @@ def _unpack(packed: torch.Tensor, bits: int, dim: int, size: int) -> torch.Tenso
     values = (t.unsqueeze(-1) >> shifts) & ((1 << bits) - 1)
     values = values.flatten(-2)
     if values.shape[-1] < size:
-        raise ValueError(f"forge WNA16: {packed.shape[dim]} packed words along dim {dim} hold "
-                         f"{values.shape[-1]} values, fewer than {size}")
+        raise ValueError(
+            f"forge WNA16: {packed.shape[dim]} packed words along dim {dim} hold "
+            f"{values.shape[-1]} values, fewer than {size}"
+        )
     return values[..., :size].movedim(-1, dim)
 
 
@@ -141,8 +143,10 @@ def checkpoint_codes(qweight: torch.Tensor, bits: int, n: int, k: int) -> torch.
     """The packed weight parameter -> int32 codes q [N, K] (0 .. 2^bits - 1)."""
     in_dim, out_dim, packed_dim = _dims(qweight, "qweight")
     if qweight.dtype != torch.int32 or packed_dim is None:
-        raise ValueError(f"forge WNA16: expected an int32 packed weight, got "
-                         f"{qweight.dtype} packed_dim={packed_dim}")
+        raise ValueError(
+            f"forge WNA16: expected an int32 packed weight, got "
+            f"{qweight.dtype} packed_dim={packed_dim}"
+        )
     sizes = {in_dim: k, out_dim: n}
     q = _unpack(qweight.data, bits, packed_dim, sizes[packed_dim])
     q = q if out_dim == 0 else q.t()
@@ -159,8 +163,9 @@ def checkpoint_zeros(zp: torch.Tensor, bits: int, n: int, groups: int) -> torch.
         z = _unpack(z, bits, packed_dim, n if packed_dim == out_dim else groups)
     z = z if out_dim == 0 else z.t()
     if tuple(z.shape) != (n, groups):
-        raise ValueError(f"forge WNA16: zero points unpack to {list(z.shape)}, expected "
-                         f"[{n}, {groups}]")
+        raise ValueError(
+            f"forge WNA16: zero points unpack to {list(z.shape)}, expected [{n}, {groups}]"
+        )
     return z
 
 
@@ -170,8 +175,13 @@ def checkpoint_scales(scales: torch.Tensor) -> torch.Tensor:
     return scales.data if out_dim == 0 else scales.data.t()
 
 
-def repack(codes: torch.Tensor, scales: torch.Tensor, zeros: torch.Tensor | int,
-           weight_type: ScalarType, group_size: int):
+def repack(
+    codes: torch.Tensor,
+    scales: torch.Tensor,
+    zeros: torch.Tensor | int,
+    weight_type: ScalarType,
+    group_size: int,
+):
     """vLLM's quantised weight w[n, k] = (codes - zeros) * scales (per checkpoint group)
     -> (qweight, scales, mins | None, bits, our group size) of quant/format.py, exact.
 
@@ -182,11 +192,15 @@ def repack(codes: torch.Tensor, scales: torch.Tensor, zeros: torch.Tensor | int,
     g = our_group_size(group_size)
     src_group = k if group_size == -1 else group_size
     if g is None or (group_size != -1 and k % group_size):
-        raise ValueError(f"forge WNA16: group size {group_size} for K={k} has no exact "
-                         f"mapping onto groups of {GROUP_SIZES}")
+        raise ValueError(
+            f"forge WNA16: group size {group_size} for K={k} has no exact "
+            f"mapping onto groups of {GROUP_SIZES}"
+        )
     if scales.shape != (n, max(1, k // src_group)):
-        raise ValueError(f"forge WNA16: scales {list(scales.shape)} do not match [{n}, "
-                         f"{k // src_group}] for K={k}, group size {group_size}")
+        raise ValueError(
+            f"forge WNA16: scales {list(scales.shape)} do not match [{n}, "
+            f"{k // src_group}] for K={k}, group size {group_size}"
+        )
     # Our group j covers k in [j g, (j + 1) g), all inside checkpoint group (j g) // src.
     index = torch.arange(num_groups(k, g), device=codes.device) * g // src_group
     s = scales[:, index]
@@ -198,8 +212,9 @@ def repack(codes: torch.Tensor, scales: torch.Tensor, zeros: torch.Tensor | int,
         dtype = torch.float32
         if scales.dtype == torch.float16:
             # Keep fp16 (half the bytes) when every min is an fp16 value, e.g. -8 s.
-            if mins is None or (torch.isfinite(mins.half()).all()
-                                and torch.equal(mins.half().float(), mins)):
+            if mins is None or (
+                torch.isfinite(mins.half()).all() and torch.equal(mins.half().float(), mins)
+            ):
                 dtype = torch.float16
     else:
         mins = (offset - zeros[:, index]).to(torch.float32) * s32
@@ -220,8 +235,10 @@ class ForgeWNA16LinearKernel(MPLinearKernel):
         if not current_platform.is_cpu():
             return False, "ForgeWNA16 is registered for the CPU platform only"
         if c.weight_type not in SUPPORTED_TYPES:
-            return False, (f"weight type {c.weight_type} is not supported by ForgeWNA16 "
-                           f"(supported: {', '.join(map(str, SUPPORTED_TYPES))})")
+            return False, (
+                f"weight type {c.weight_type} is not supported by ForgeWNA16 "
+                f"(supported: {', '.join(map(str, SUPPORTED_TYPES))})"
+            )
         if c.zero_points and c.weight_type.has_bias():
             return False, f"zero points on the biased type {c.weight_type}"
         if c.act_type not in ACT_TYPES:
@@ -230,8 +247,9 @@ class ForgeWNA16LinearKernel(MPLinearKernel):
             return False, f"output type {c.out_type} differs from activation type {c.act_type}"
         k = c.partition_weight_shape[0]
         if our_group_size(c.group_size) is None:
-            return False, (f"group size {c.group_size} is not -1 or a multiple of one of "
-                           f"{GROUP_SIZES}")
+            return False, (
+                f"group size {c.group_size} is not -1 or a multiple of one of {GROUP_SIZES}"
+            )
         if c.group_size != -1 and k % c.group_size:
             return False, f"group size {c.group_size} does not divide the input size {k}"
         return True, None
@@ -242,7 +260,8 @@ class ForgeWNA16LinearKernel(MPLinearKernel):
             raise ValueError(
                 "forge WNA16: this scheme quantises activations (dynamic input quant), "
                 "which ForgeWNA16LinearKernel (weights only) does not do; add "
-                "ForgeWNA16LinearKernel to VLLM_DISABLED_KERNELS to leave it to vLLM")
+                "ForgeWNA16LinearKernel to VLLM_DISABLED_KERNELS to leave it to vLLM"
+            )
         k, n = c.partition_weight_shape
         for name in ("g_idx", "weight_g_idx"):
             g_idx = getattr(layer, name, None)
@@ -250,8 +269,10 @@ class ForgeWNA16LinearKernel(MPLinearKernel):
                 group = k if c.group_size == -1 else c.group_size
                 expected = torch.arange(k, device=g_idx.device) // group
                 if not torch.equal(g_idx.to(expected.dtype), expected):
-                    raise ValueError(f"forge WNA16: {name} permutes the input (act-order), "
-                                     f"which ForgeWNA16LinearKernel does not implement")
+                    raise ValueError(
+                        f"forge WNA16: {name} permutes the input (act-order), "
+                        f"which ForgeWNA16LinearKernel does not implement"
+                    )
         bits = c.weight_type.size_bits
         w_q, w_s, w_zp = self._get_weight_params(layer)
         codes = checkpoint_codes(w_q, bits, n, k)
@@ -265,7 +286,8 @@ class ForgeWNA16LinearKernel(MPLinearKernel):
         else:
             zeros = 0
         qweight, scales, mins, self.bits, self.group_size = repack(
-            codes, scales, zeros, c.weight_type, c.group_size)
+            codes, scales, zeros, c.weight_type, c.group_size
+        )
         self.in_features = k
         del codes, w_q, w_s, w_zp
         replace_parameter(layer, self.w_q_name, torch.nn.Parameter(qweight, requires_grad=False))
@@ -273,14 +295,16 @@ class ForgeWNA16LinearKernel(MPLinearKernel):
         if self.w_zp_name is not None and getattr(layer, self.w_zp_name, None) is not None:
             setattr(layer, self.w_zp_name, None)  # the packed int32 zero points are freed
         layer.register_parameter(
-            MINS, None if mins is None else torch.nn.Parameter(mins, requires_grad=False))
+            MINS, None if mins is None else torch.nn.Parameter(mins, requires_grad=False)
+        )
         # Choose the op's provider now, outside any torch.compile trace.
         from vllm_forge import ops
 
         ops.choose("quant_gemm", qweight.device.type)
 
-    def apply_weights(self, layer: torch.nn.Module, x: torch.Tensor,
-                      bias: torch.Tensor | None = None) -> torch.Tensor:
+    def apply_weights(
+        self, layer: torch.nn.Module, x: torch.Tensor, bias: torch.Tensor | None = None
+    ) -> torch.Tensor:
         from vllm_forge.ops import quant_gemm
 
         qweight = getattr(layer, self.w_q_name)
@@ -290,8 +314,16 @@ class ForgeWNA16LinearKernel(MPLinearKernel):
         if bias is not None and bias.dtype != x.dtype:
             bias = bias.to(x.dtype)
         out = torch.empty(x2.shape[0], qweight.shape[0], dtype=x.dtype, device=x.device)
-        quant_gemm(out, x2, qweight, getattr(layer, self.w_s_name), getattr(layer, MINS),
-                   bias, self.bits, self.group_size)
+        quant_gemm(
+            out,
+            x2,
+            qweight,
+            getattr(layer, self.w_s_name),
+            getattr(layer, MINS),
+            bias,
+            self.bits,
+            self.group_size,
+        )
         return out.reshape(*x.shape[:-1], qweight.shape[0])
 
 

@@ -36,9 +36,11 @@ def choice(environ: Mapping[str, str] = os.environ) -> tuple[str, str]:
     if VLLM_DISABLED in environ:
         if all(k in disabled for k in BUILTIN_KERNELS):
             return OURS, f"{VLLM_DISABLED} disables vLLM's"
-        return BUILTIN_KERNELS[0], (f"{VLLM_DISABLED} is set by the user and does not list "
-                                    f"{', '.join(BUILTIN_KERNELS)}; ours serves only what "
-                                    f"vLLM's refuse")
+        return BUILTIN_KERNELS[0], (
+            f"{VLLM_DISABLED} is set by the user and does not list "
+            f"{', '.join(BUILTIN_KERNELS)}; ours serves only what "
+            f"vLLM's refuse"
+        )
     if preference(environ) == "vllm":
         return BUILTIN_KERNELS[0], f"{FORGE_WNA16}=vllm; ours serves only what vLLM's refuse"
     return OURS, "faster in bench_quant_gemm (the platform disables vLLM's)"

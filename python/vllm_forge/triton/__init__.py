@@ -36,4 +36,3 @@ def unavailable_reason(device_type: str) -> str:
 
 def next_power_of_2(n: int) -> int:
     return 1 << max(0, int(n) - 1).bit_length()
-

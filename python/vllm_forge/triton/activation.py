@@ -12,9 +12,19 @@ BLOCK = 1024
 
 
 @triton.jit
-def _gated_activation_kernel(out_ptr, out_inner_count, out_inner_stride, out_outer_stride,
-                             x_ptr, x_inner_count, x_inner_stride, x_outer_stride, d,
-                             ACTIVATION: tl.constexpr, BLOCK: tl.constexpr):
+def _gated_activation_kernel(
+    out_ptr,
+    out_inner_count,
+    out_inner_stride,
+    out_outer_stride,
+    x_ptr,
+    x_inner_count,
+    x_inner_stride,
+    x_outer_stride,
+    d,
+    ACTIVATION: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
     """Rows are found through their RowLayout (checks.row_layout): at most two levels of
     strides."""
     row = tl.program_id(0).to(tl.int64)
@@ -40,7 +50,8 @@ def _launch(op: str, out: torch.Tensor, x: torch.Tensor, activation: int) -> Non
         return
     d = x.shape[-1] // 2
     _gated_activation_kernel[(out.numel() // d, triton.cdiv(d, BLOCK))](
-        out, *out_rows, x, *x_rows, d, ACTIVATION=activation, BLOCK=BLOCK)
+        out, *out_rows, x, *x_rows, d, ACTIVATION=activation, BLOCK=BLOCK
+    )
 
 
 def silu_and_mul(out: torch.Tensor, input: torch.Tensor) -> None:

@@ -48,18 +48,48 @@ def _find_sequence(query_start_loc_ptr, num_seqs, q_block, BLOCK_Q: tl.constexpr
 
 @triton.jit
 def _paged_attention_kernel(
-        out_ptr, stride_out_token, stride_out_head,
-        q_ptr, stride_q_token, stride_q_head,
-        k_ptr, stride_k_block, stride_k_head, stride_k_slot, stride_k_dim,
-        v_ptr, stride_v_block, stride_v_head, stride_v_slot, stride_v_dim,
-        query_start_loc_ptr, seq_lens_ptr, block_table_ptr, stride_bt_seq,
-        partial_out_ptr, partial_stats_ptr, num_tokens, num_heads,
-        num_seqs, block_size, scale, softcap, sliding_window,
-        GROUP: tl.constexpr, GROUP_PAD: tl.constexpr, BLOCK_Q: tl.constexpr,
-        BLOCK_M: tl.constexpr, HEAD_SIZE: tl.constexpr, HEAD_PAD: tl.constexpr,
-        TILE_N: tl.constexpr, NUM_SPLITS: tl.constexpr, USE_SOFTCAP: tl.constexpr,
-        USE_WINDOW: tl.constexpr, DOT_FP32: tl.constexpr,
-        DOT_PRECISION: tl.constexpr):
+    out_ptr,
+    stride_out_token,
+    stride_out_head,
+    q_ptr,
+    stride_q_token,
+    stride_q_head,
+    k_ptr,
+    stride_k_block,
+    stride_k_head,
+    stride_k_slot,
+    stride_k_dim,
+    v_ptr,
+    stride_v_block,
+    stride_v_head,
+    stride_v_slot,
+    stride_v_dim,
+    query_start_loc_ptr,
+    seq_lens_ptr,
+    block_table_ptr,
+    stride_bt_seq,
+    partial_out_ptr,
+    partial_stats_ptr,
+    num_tokens,
+    num_heads,
+    num_seqs,
+    block_size,
+    scale,
+    softcap,
+    sliding_window,
+    GROUP: tl.constexpr,
+    GROUP_PAD: tl.constexpr,
+    BLOCK_Q: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    HEAD_SIZE: tl.constexpr,
+    HEAD_PAD: tl.constexpr,
+    TILE_N: tl.constexpr,
+    NUM_SPLITS: tl.constexpr,
+    USE_SOFTCAP: tl.constexpr,
+    USE_WINDOW: tl.constexpr,
+    DOT_FP32: tl.constexpr,
+    DOT_PRECISION: tl.constexpr,
+):
     q_block = tl.program_id(0)
     kv_head = tl.program_id(1)
     split = tl.program_id(2)
@@ -72,17 +102,20 @@ def _paged_attention_kernel(
         context = seq_len - q_len
 
         rows = tl.arange(0, BLOCK_M)
-        tok = first_tok + rows // GROUP_PAD          # token within the sequence's chunk
+        tok = first_tok + rows // GROUP_PAD  # token within the sequence's chunk
         head_in_group = rows % GROUP_PAD
         row_valid = (rows // GROUP_PAD < BLOCK_Q) & (tok < q_len) & (head_in_group < GROUP)
         token = (q_start + tok).to(tl.int64)
         head = kv_head * GROUP + head_in_group
-        pos = context + tok                           # absolute position of each query row
+        pos = context + tok  # absolute position of each query row
         dims = tl.arange(0, HEAD_PAD)
         dim_ok = dims < HEAD_SIZE
 
-        q = tl.load(q_ptr + token[:, None] * stride_q_token + head[:, None] * stride_q_head
-                    + dims[None, :], mask=row_valid[:, None] & dim_ok[None, :], other=0.0)
+        q = tl.load(
+            q_ptr + token[:, None] * stride_q_token + head[:, None] * stride_q_head + dims[None, :],
+            mask=row_valid[:, None] & dim_ok[None, :],
+            other=0.0,
+        )
         if DOT_FP32:
             q = q.to(tl.float32)
 
@@ -108,12 +141,22 @@ def _paged_attention_kernel(
             key_ok = kpos < hi
             block = tl.load(bt_row + kpos // block_size, mask=key_ok, other=0).to(tl.int64)
             slot = kpos % block_size
-            k = tl.load(k_head + block[None, :] * stride_k_block + slot[None, :] * stride_k_slot
-                        + dims[:, None] * stride_k_dim,
-                        mask=dim_ok[:, None] & key_ok[None, :], other=0.0)   # [HEAD_PAD, TILE_N]
-            v = tl.load(v_head + block[:, None] * stride_v_block + slot[:, None] * stride_v_slot
-                        + dims[None, :] * stride_v_dim,
-                        mask=key_ok[:, None] & dim_ok[None, :], other=0.0)   # [TILE_N, HEAD_PAD]
+            k = tl.load(
+                k_head
+                + block[None, :] * stride_k_block
+                + slot[None, :] * stride_k_slot
+                + dims[:, None] * stride_k_dim,
+                mask=dim_ok[:, None] & key_ok[None, :],
+                other=0.0,
+            )  # [HEAD_PAD, TILE_N]
+            v = tl.load(
+                v_head
+                + block[:, None] * stride_v_block
+                + slot[:, None] * stride_v_slot
+                + dims[None, :] * stride_v_dim,
+                mask=key_ok[:, None] & dim_ok[None, :],
+                other=0.0,
+            )  # [TILE_N, HEAD_PAD]
             if DOT_FP32:
                 k = k.to(tl.float32)
                 v = v.to(tl.float32)
@@ -137,35 +180,55 @@ def _paged_attention_kernel(
             # sees is -inf (an inf in q or k): 0 / 0 = NaN there, as in the reference.
             # Padding rows (never stored) divide by 1, keeping the interpreter quiet.
             out = acc / tl.where(row_valid, l_i, 1.0)[:, None]
-            tl.store(out_ptr + token[:, None] * stride_out_token + head[:, None] * stride_out_head
-                     + dims[None, :], out.to(out_ptr.dtype.element_ty),
-                     mask=row_valid[:, None] & dim_ok[None, :])
+            tl.store(
+                out_ptr
+                + token[:, None] * stride_out_token
+                + head[:, None] * stride_out_head
+                + dims[None, :],
+                out.to(out_ptr.dtype.element_ty),
+                mask=row_valid[:, None] & dim_ok[None, :],
+            )
         else:
             # partial_out [NUM_SPLITS, num_tokens, num_heads, HEAD_PAD], stats [.., 2]
             part = (split * num_tokens + token) * num_heads + head
-            tl.store(partial_out_ptr + part[:, None] * HEAD_PAD + dims[None, :], acc,
-                     mask=row_valid[:, None])
+            tl.store(
+                partial_out_ptr + part[:, None] * HEAD_PAD + dims[None, :],
+                acc,
+                mask=row_valid[:, None],
+            )
             tl.store(partial_stats_ptr + part * 2, m_i, mask=row_valid)
             tl.store(partial_stats_ptr + part * 2 + 1, l_i, mask=row_valid)
 
 
 @triton.jit
-def _merge_splits_kernel(out_ptr, stride_out_token, stride_out_head, partial_out_ptr,
-                         partial_stats_ptr, num_tokens, num_heads, HEAD_SIZE: tl.constexpr,
-                         HEAD_PAD: tl.constexpr, NUM_SPLITS: tl.constexpr):
+def _merge_splits_kernel(
+    out_ptr,
+    stride_out_token,
+    stride_out_head,
+    partial_out_ptr,
+    partial_stats_ptr,
+    num_tokens,
+    num_heads,
+    HEAD_SIZE: tl.constexpr,
+    HEAD_PAD: tl.constexpr,
+    NUM_SPLITS: tl.constexpr,
+):
     token = tl.program_id(0).to(tl.int64)
     head = tl.program_id(1)
     splits = tl.arange(0, NUM_SPLITS)
     part = (splits * num_tokens + token) * num_heads + head
     m = tl.load(partial_stats_ptr + part * 2)
-    l = tl.load(partial_stats_ptr + part * 2 + 1)
+    sums = tl.load(partial_stats_ptr + part * 2 + 1)
     m_max = tl.max(m, axis=0)
-    w = tl.where(m == float("-inf"), 0.0, tl.exp(m - m_max))   # empty splits weigh nothing
+    w = tl.where(m == float("-inf"), 0.0, tl.exp(m - m_max))  # empty splits weigh nothing
     dims = tl.arange(0, HEAD_PAD)
     acc = tl.load(partial_out_ptr + part[:, None] * HEAD_PAD + dims[None, :])
-    out = tl.sum(acc * w[:, None], axis=0) / tl.sum(l * w, axis=0)
-    tl.store(out_ptr + token * stride_out_token + head * stride_out_head + dims,
-             out.to(out_ptr.dtype.element_ty), mask=dims < HEAD_SIZE)
+    out = tl.sum(acc * w[:, None], axis=0) / tl.sum(sums * w, axis=0)
+    tl.store(
+        out_ptr + token * stride_out_token + head * stride_out_head + dims,
+        out.to(out_ptr.dtype.element_ty),
+        mask=dims < HEAD_SIZE,
+    )
 
 
 def decode_splits(num_tokens: int, num_seqs: int, num_kv_heads: int, sms: int) -> int:
@@ -189,15 +252,33 @@ def _sm_count(device: torch.device) -> int:
     return torch.cuda.get_device_properties(device).multi_processor_count
 
 
-def paged_attention(out: torch.Tensor, query: torch.Tensor, key_cache: torch.Tensor,
-                    value_cache: torch.Tensor, query_start_loc: torch.Tensor,
-                    seq_lens: torch.Tensor, block_table: torch.Tensor, scale: float,
-                    sliding_window: int = -1, softcap: float = 0.0,
-                    num_splits: int | None = None) -> None:
+def paged_attention(
+    out: torch.Tensor,
+    query: torch.Tensor,
+    key_cache: torch.Tensor,
+    value_cache: torch.Tensor,
+    query_start_loc: torch.Tensor,
+    seq_lens: torch.Tensor,
+    block_table: torch.Tensor,
+    scale: float,
+    sliding_window: int = -1,
+    softcap: float = 0.0,
+    num_splits: int | None = None,
+) -> None:
     """See vllm_forge.ops.reference.paged_attention. num_splits (a power of two) forces the
     split-KV path; by default it is chosen from the batch and the GPU."""
-    checks.paged_attention(out, query, key_cache, value_cache, query_start_loc, seq_lens,
-                           block_table, scale, sliding_window, softcap)
+    checks.paged_attention(
+        out,
+        query,
+        key_cache,
+        value_cache,
+        query_start_loc,
+        seq_lens,
+        block_table,
+        scale,
+        sliding_window,
+        softcap,
+    )
     num_tokens, num_heads, head_size = query.shape
     num_seqs = seq_lens.shape[0]
     if num_tokens == 0 or num_seqs == 0:
@@ -210,30 +291,70 @@ def paged_attention(out: torch.Tensor, query: torch.Tensor, key_cache: torch.Ten
     block_q = max(1, block_m // group_pad)
     if num_splits is None:
         num_splits = decode_splits(num_tokens, num_seqs, num_kv_heads, _sm_count(query.device))
-    checks.check(num_splits >= 1 and num_splits & (num_splits - 1) == 0, "paged_attention",
-                 f"num_splits must be a power of two, got {num_splits}")
+    checks.check(
+        num_splits >= 1 and num_splits & (num_splits - 1) == 0,
+        "paged_attention",
+        f"num_splits must be a power of two, got {num_splits}",
+    )
     head_pad = max(MIN_DOT, next_power_of_2(head_size))
     partial_out = partial_stats = out  # unused unless split
     if num_splits > 1:
-        partial_out = torch.empty(num_splits, num_tokens, num_heads, head_pad,
-                                  dtype=torch.float32, device=query.device)
-        partial_stats = torch.empty(num_splits, num_tokens, num_heads, 2, dtype=torch.float32,
-                                    device=query.device)
+        partial_out = torch.empty(
+            num_splits, num_tokens, num_heads, head_pad, dtype=torch.float32, device=query.device
+        )
+        partial_stats = torch.empty(
+            num_splits, num_tokens, num_heads, 2, dtype=torch.float32, device=query.device
+        )
     grid = (num_tokens // block_q + num_seqs, num_kv_heads, num_splits)
     _paged_attention_kernel[grid](
-        out, out.stride(0), out.stride(1), query, query.stride(0), query.stride(1),
-        key_cache, *key_cache.stride(), value_cache, *value_cache.stride(),
-        query_start_loc, seq_lens, block_table, block_table.stride(0),
-        partial_out, partial_stats, num_tokens, num_heads, num_seqs, block_size,
-        float(scale), float(softcap), int(sliding_window),
-        GROUP=group, GROUP_PAD=group_pad, BLOCK_Q=block_q, BLOCK_M=block_m,
-        HEAD_SIZE=head_size, HEAD_PAD=head_pad, TILE_N=TILE_N, NUM_SPLITS=num_splits,
-        USE_SOFTCAP=softcap > 0, USE_WINDOW=sliding_window > 0,
+        out,
+        out.stride(0),
+        out.stride(1),
+        query,
+        query.stride(0),
+        query.stride(1),
+        key_cache,
+        *key_cache.stride(),
+        value_cache,
+        *value_cache.stride(),
+        query_start_loc,
+        seq_lens,
+        block_table,
+        block_table.stride(0),
+        partial_out,
+        partial_stats,
+        num_tokens,
+        num_heads,
+        num_seqs,
+        block_size,
+        float(scale),
+        float(softcap),
+        int(sliding_window),
+        GROUP=group,
+        GROUP_PAD=group_pad,
+        BLOCK_Q=block_q,
+        BLOCK_M=block_m,
+        HEAD_SIZE=head_size,
+        HEAD_PAD=head_pad,
+        TILE_N=TILE_N,
+        NUM_SPLITS=num_splits,
+        USE_SOFTCAP=softcap > 0,
+        USE_WINDOW=sliding_window > 0,
         # Triton's interpreter gets bf16 tl.dot wrong (3.9): multiply in fp32 there.
         DOT_FP32=interpreting(),
         # fp32 inputs get fp32 products (tf32 would miss the fp32 tolerance by far).
-        DOT_PRECISION="ieee" if query.dtype == torch.float32 or interpreting() else "tf32")
+        DOT_PRECISION="ieee" if query.dtype == torch.float32 or interpreting() else "tf32",
+    )
     if num_splits > 1:
         _merge_splits_kernel[(num_tokens, num_heads)](
-            out, out.stride(0), out.stride(1), partial_out, partial_stats, num_tokens, num_heads,
-            HEAD_SIZE=head_size, HEAD_PAD=head_pad, NUM_SPLITS=num_splits)
+            out,
+            out.stride(0),
+            out.stride(1),
+            partial_out,
+            partial_stats,
+            num_tokens,
+            num_heads,
+            HEAD_SIZE=head_size,
+            HEAD_PAD=head_pad,
+            NUM_SPLITS=num_splits,
+        )

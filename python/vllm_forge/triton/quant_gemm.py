@@ -31,21 +31,40 @@ THIN_BLOCK_K = 32
 
 
 @triton.jit
-def _quant_gemm_kernel(out_ptr, stride_out_row, x_ptr, stride_x_row, q_ptr, stride_q_row,
-                       scales_ptr, mins_ptr, stride_s_row, bias_ptr, M, N, K,
-                       BITS: tl.constexpr, GROUP_SIZE: tl.constexpr, HAS_MINS: tl.constexpr,
-                       HAS_BIAS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                       BLOCK_K: tl.constexpr, USE_DOT: tl.constexpr, DOT_FP32: tl.constexpr,
-                       DOT_PRECISION: tl.constexpr):
+def _quant_gemm_kernel(
+    out_ptr,
+    stride_out_row,
+    x_ptr,
+    stride_x_row,
+    q_ptr,
+    stride_q_row,
+    scales_ptr,
+    mins_ptr,
+    stride_s_row,
+    bias_ptr,
+    M,
+    N,
+    K,
+    BITS: tl.constexpr,
+    GROUP_SIZE: tl.constexpr,
+    HAS_MINS: tl.constexpr,
+    HAS_BIAS: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    USE_DOT: tl.constexpr,
+    DOT_FP32: tl.constexpr,
+    DOT_PRECISION: tl.constexpr,
+):
     """out[rows, cols] = x[rows, :] @ W[cols, :]^T (+ bias[cols]); W from codes, scales
     and mins as in the module docstring. BLOCK_K is a multiple of 32."""
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     cols = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
     row_ok = rows < M
     col_ok = cols < N
-    x_rows = x_ptr + rows.to(tl.int64)[:, None] * stride_x_row        # [BLOCK_M, 1]
-    q_rows = q_ptr + cols.to(tl.int64)[:, None] * stride_q_row        # [BLOCK_N, 1]
-    s_rows = cols.to(tl.int64)[:, None] * stride_s_row                # [BLOCK_N, 1]
+    x_rows = x_ptr + rows.to(tl.int64)[:, None] * stride_x_row  # [BLOCK_M, 1]
+    q_rows = q_ptr + cols.to(tl.int64)[:, None] * stride_q_row  # [BLOCK_N, 1]
+    s_rows = cols.to(tl.int64)[:, None] * stride_s_row  # [BLOCK_N, 1]
     acc = tl.zeros([BLOCK_M, BLOCK_N], tl.float32)
     for k0 in range(0, K, BLOCK_K):
         kk = k0 + tl.arange(0, BLOCK_K)
@@ -62,10 +81,10 @@ def _quant_gemm_kernel(out_ptr, stride_out_row, x_ptr, stride_x_row, q_ptr, stri
         # Group of each k: one per row of the tile when a group spans the whole step
         # (both are powers of two and k0 is a multiple of BLOCK_K), else one per element.
         if GROUP_SIZE >= BLOCK_K:
-            g_off = s_rows + k0 // GROUP_SIZE                           # [BLOCK_N, 1]
+            g_off = s_rows + k0 // GROUP_SIZE  # [BLOCK_N, 1]
             g_mask = col_ok[:, None]
         else:
-            g_off = s_rows + (kk // GROUP_SIZE)[None, :]                # [BLOCK_N, BLOCK_K]
+            g_off = s_rows + (kk // GROUP_SIZE)[None, :]  # [BLOCK_N, BLOCK_K]
             g_mask = w_mask
         w = code * tl.load(scales_ptr + g_off, mask=g_mask, other=0.0).to(tl.float32)
         if HAS_MINS:
@@ -80,13 +99,23 @@ def _quant_gemm_kernel(out_ptr, stride_out_row, x_ptr, stride_x_row, q_ptr, stri
             acc += tl.sum(x.to(tl.float32)[:, None, :] * w[None, :, :], axis=2)
     if HAS_BIAS:
         acc += tl.load(bias_ptr + cols, mask=col_ok, other=0.0).to(tl.float32)[None, :]
-    tl.store(out_ptr + rows.to(tl.int64)[:, None] * stride_out_row + cols[None, :],
-             acc.to(out_ptr.dtype.element_ty), mask=row_ok[:, None] & col_ok[None, :])
+    tl.store(
+        out_ptr + rows.to(tl.int64)[:, None] * stride_out_row + cols[None, :],
+        acc.to(out_ptr.dtype.element_ty),
+        mask=row_ok[:, None] & col_ok[None, :],
+    )
 
 
-def quant_gemm(out: torch.Tensor, x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor,
-               mins: torch.Tensor | None, bias: torch.Tensor | None, bits: int,
-               group_size: int) -> None:
+def quant_gemm(
+    out: torch.Tensor,
+    x: torch.Tensor,
+    qweight: torch.Tensor,
+    scales: torch.Tensor,
+    mins: torch.Tensor | None,
+    bias: torch.Tensor | None,
+    bits: int,
+    group_size: int,
+) -> None:
     """See vllm_forge.ops.reference.quant_gemm; the same checks and messages."""
     checks.quant_gemm(out, x, qweight, scales, mins, bias, bits, group_size)
     m, k = x.shape
@@ -109,13 +138,29 @@ def quant_gemm(out: torch.Tensor, x: torch.Tensor, qweight: torch.Tensor, scales
     assert block_k % INT4_BLOCK == 0
     grid = (triton.cdiv(m, block_m), triton.cdiv(n, block_n))
     _quant_gemm_kernel[grid](
-        out, out.stride(0), x, x.stride(0), qweight, qweight.stride(0),
-        scales, mins if mins is not None else scales, scales.stride(0),
-        bias if bias is not None else x, m, n, k,
-        BITS=int(bits), GROUP_SIZE=int(group_size), HAS_MINS=mins is not None,
-        HAS_BIAS=bias is not None, BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k,
+        out,
+        out.stride(0),
+        x,
+        x.stride(0),
+        qweight,
+        qweight.stride(0),
+        scales,
+        mins if mins is not None else scales,
+        scales.stride(0),
+        bias if bias is not None else x,
+        m,
+        n,
+        k,
+        BITS=int(bits),
+        GROUP_SIZE=int(group_size),
+        HAS_MINS=mins is not None,
+        HAS_BIAS=bias is not None,
+        BLOCK_M=block_m,
+        BLOCK_N=block_n,
+        BLOCK_K=block_k,
         USE_DOT=use_dot,
         # Triton's interpreter gets bf16 tl.dot wrong (3.9): multiply in fp32 there.
         DOT_FP32=x.dtype == torch.float32 or interpreting(),
         # fp32 x gets fp32 products (tf32 would miss the fp32 tolerance by far).
-        DOT_PRECISION="ieee")
+        DOT_PRECISION="ieee",
+    )

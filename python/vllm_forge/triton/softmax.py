@@ -16,8 +16,17 @@ MAX_EXPERTS = 4096
 
 
 @triton.jit
-def _softmax_kernel(out_ptr, stride_out_row, x_ptr, stride_x_row, temperature_ptr, n_cols,
-                    HAS_TEMPERATURE: tl.constexpr, LOG: tl.constexpr, BLOCK: tl.constexpr):
+def _softmax_kernel(
+    out_ptr,
+    stride_out_row,
+    x_ptr,
+    stride_x_row,
+    temperature_ptr,
+    n_cols,
+    HAS_TEMPERATURE: tl.constexpr,
+    LOG: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
     row = tl.program_id(0).to(tl.int64)
     x_row = x_ptr + row * stride_x_row
     inv_t = 1.0
@@ -46,16 +55,24 @@ def _softmax_kernel(out_ptr, stride_out_row, x_ptr, stride_x_row, temperature_pt
         tl.store(out_ptr + row * stride_out_row + cols, y.to(out_ptr.dtype.element_ty), mask=mask)
 
 
-def _softmax(op: str, out: torch.Tensor, input: torch.Tensor, temperature: torch.Tensor | None,
-             log: bool) -> None:
+def _softmax(
+    op: str, out: torch.Tensor, input: torch.Tensor, temperature: torch.Tensor | None, log: bool
+) -> None:
     checks.softmax(op, out, input, temperature)
     rows, cols = input.shape
     if rows == 0:
         return
-    _softmax_kernel[(rows,)](out, out.stride(0), input, input.stride(0),
-                             temperature if temperature is not None else input, cols,
-                             HAS_TEMPERATURE=temperature is not None, LOG=log,
-                             BLOCK=min(BLOCK, next_power_of_2(cols)))
+    _softmax_kernel[(rows,)](
+        out,
+        out.stride(0),
+        input,
+        input.stride(0),
+        temperature if temperature is not None else input,
+        cols,
+        HAS_TEMPERATURE=temperature is not None,
+        LOG=log,
+        BLOCK=min(BLOCK, next_power_of_2(cols)),
+    )
 
 
 def softmax(out: torch.Tensor, input: torch.Tensor, temperature: torch.Tensor | None) -> None:
@@ -67,14 +84,24 @@ def log_softmax(out: torch.Tensor, input: torch.Tensor, temperature: torch.Tenso
 
 
 @triton.jit
-def _topk_softmax_kernel(weights_ptr, ids_ptr, gating_ptr, stride_gating_row, n_experts, k,
-                         RENORMALIZE: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr):
+def _topk_softmax_kernel(
+    weights_ptr,
+    ids_ptr,
+    gating_ptr,
+    stride_gating_row,
+    n_experts,
+    k,
+    RENORMALIZE: tl.constexpr,
+    BLOCK_E: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+):
     """k rounds of arg-max over the row's probabilities (k is small: MoE routing)."""
     row = tl.program_id(0).to(tl.int64)
     experts = tl.arange(0, BLOCK_E)
     valid = experts < n_experts
-    x = tl.load(gating_ptr + row * stride_gating_row + experts, mask=valid,
-                other=float("-inf")).to(tl.float32)
+    x = tl.load(gating_ptr + row * stride_gating_row + experts, mask=valid, other=float("-inf")).to(
+        tl.float32
+    )
     p = tl.exp(x - tl.max(x, axis=0))
     p = tl.where(valid, p / tl.sum(p, axis=0), -1.0)  # padding never wins
     # A NaN logit (or +inf ones: inf - inf) makes the whole softmax row NaN, as in the
@@ -101,15 +128,30 @@ def _topk_softmax_kernel(weights_ptr, ids_ptr, gating_ptr, stride_gating_row, n_
     tl.store(ids_ptr + row * k + slots, top_i, mask=mask)
 
 
-def topk_softmax(topk_weights: torch.Tensor, topk_ids: torch.Tensor, gating_output: torch.Tensor,
-                 renormalize: bool) -> None:
+def topk_softmax(
+    topk_weights: torch.Tensor,
+    topk_ids: torch.Tensor,
+    gating_output: torch.Tensor,
+    renormalize: bool,
+) -> None:
     checks.topk_softmax(topk_weights, topk_ids, gating_output, renormalize)
     rows, n_experts = gating_output.shape
     k = topk_weights.shape[1]
-    checks.check(n_experts <= MAX_EXPERTS, "topk_softmax", f"the Triton kernel takes at most "
-                 f"{MAX_EXPERTS} experts, got {n_experts}")
+    checks.check(
+        n_experts <= MAX_EXPERTS,
+        "topk_softmax",
+        f"the Triton kernel takes at most {MAX_EXPERTS} experts, got {n_experts}",
+    )
     if rows == 0:
         return
-    _topk_softmax_kernel[(rows,)](topk_weights, topk_ids, gating_output, gating_output.stride(0),
-                                  n_experts, k, RENORMALIZE=bool(renormalize),
-                                  BLOCK_E=next_power_of_2(n_experts), BLOCK_K=next_power_of_2(k))
+    _topk_softmax_kernel[(rows,)](
+        topk_weights,
+        topk_ids,
+        gating_output,
+        gating_output.stride(0),
+        n_experts,
+        k,
+        RENORMALIZE=bool(renormalize),
+        BLOCK_E=next_power_of_2(n_experts),
+        BLOCK_K=next_power_of_2(k),
+    )
