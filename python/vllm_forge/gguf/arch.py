@@ -9,10 +9,17 @@ layouts. The changes undone here:
   per head, from Hugging Face's rotate-half rope layout to GPT-J's interleaved pairs. It
   is a permutation of output rows, so it is undone on the raw (still quantised) rows.
 - Qwen2 and Qwen3: no layout change (their llama.cpp rope is the NeoX kind).
+- Gemma and Gemma 2: no Q/K permutation either (NeoX rope), but every RMSNorm weight
+  is stored plus one: Hugging Face's Gemma norm computes x * (1 + w), llama.cpp's plain
+  x * w, so its converter (GemmaModel, Gemma2Model) writes 1 + w, as F32. The loader
+  subtracts the 1 in fp32, which is exact for stored values in [0.5, 2] (Sterbenz), so
+  vLLM's 1 + w is then the stored value itself. No `output.weight`: the head is the
+  embedding.
 
 Everything else an architecture needs (the config keys) comes from transformers' GGUF
-support; the tensor names come from gguf-py's `TensorNameMap`, matched against the
-state-dict names of the transformers model class the config names.
+support (Gemma's from our metadata reader in config.py); the tensor names come from
+gguf-py's `TensorNameMap`, matched against the state-dict names of the transformers model
+class the config names.
 """
 
 from dataclasses import dataclass
@@ -25,13 +32,19 @@ class ArchSpec:
     gguf_arch: str
     model_types: tuple[str, ...]  # the transformers model types its configs come out as
     permute_qk: bool = False  # Q/K rows permuted per head by llama.cpp (Llama family)
+    norm_plus_one: bool = False  # RMSNorm weights stored as 1 + w (Gemma family)
 
 
-ARCHS = {spec.gguf_arch: spec for spec in (
-    ArchSpec("llama", ("llama", "mistral"), permute_qk=True),
-    ArchSpec("qwen2", ("qwen2",)),
-    ArchSpec("qwen3", ("qwen3",)),
-)}
+ARCHS = {
+    spec.gguf_arch: spec
+    for spec in (
+        ArchSpec("llama", ("llama", "mistral"), permute_qk=True),
+        ArchSpec("qwen2", ("qwen2",)),
+        ArchSpec("qwen3", ("qwen3",)),
+        ArchSpec("gemma", ("gemma",), norm_plus_one=True),
+        ArchSpec("gemma2", ("gemma2",), norm_plus_one=True),
+    )
+}
 MODEL_TYPES = {t for spec in ARCHS.values() for t in spec.model_types}
 
 # Tensors llama.cpp writes that have no Hugging Face counterpart: vLLM computes them.
@@ -42,15 +55,19 @@ def arch_spec(gguf_arch: str | None) -> ArchSpec:
     """Raises ValueError for an unsupported architecture, or None (the file names none)."""
     spec = None if gguf_arch is None else ARCHS.get(gguf_arch)
     if spec is None:
-        raise ValueError(f"forge_gguf: GGUF architecture {gguf_arch!r} is not supported; "
-                         f"supported: {', '.join(sorted(ARCHS))}")
+        raise ValueError(
+            f"forge_gguf: GGUF architecture {gguf_arch!r} is not supported; "
+            f"supported: {', '.join(sorted(ARCHS))}"
+        )
     return spec
 
 
 def check_model_type(model_type: str, source: str) -> None:
     if model_type not in MODEL_TYPES:
-        raise ValueError(f"forge_gguf: {source} is a {model_type!r} model, which is not "
-                         f"supported; supported GGUF architectures: {', '.join(sorted(ARCHS))}")
+        raise ValueError(
+            f"forge_gguf: {source} is a {model_type!r} model, which is not "
+            f"supported; supported GGUF architectures: {', '.join(sorted(ARCHS))}"
+        )
 
 
 def hf_names(gguf_arch: str, hf_config, gguf_names) -> dict[str, str]:
@@ -80,8 +97,10 @@ def hf_names(gguf_arch: str, hf_config, gguf_names) -> dict[str, str]:
             to_hf.setdefault(f"{gguf_base}.{suffix}", hf_name)
     unknown = [n for n in gguf_names if n not in to_hf and n not in DERIVED_TENSORS]
     if unknown:
-        raise ValueError(f"forge_gguf: no {type(model).__name__} parameter for the GGUF "
-                         f"tensors {unknown[:8]}{' ...' if len(unknown) > 8 else ''}")
+        raise ValueError(
+            f"forge_gguf: no {type(model).__name__} parameter for the GGUF "
+            f"tensors {unknown[:8]}{' ...' if len(unknown) > 8 else ''}"
+        )
     return {n: to_hf[n] for n in gguf_names if n in to_hf}
 
 

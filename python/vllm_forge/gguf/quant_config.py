@@ -7,7 +7,8 @@ from GGUF blocks.
 - The token embedding (VocabParallelEmbedding) stays packed too: a lookup dequantises
   only the rows it gathers. The LM head (ParallelLMHead) is a packed GEMM; when it is tied
   to the embedding (no `output.weight` in the file) it shares the embedding's packed
-  parameters, so the matrix is held once.
+  parameters, so the matrix is held once. (vLLM's Gemma models build their embedding
+  without a quant config: it is dequantised to the model dtype, and is the head.)
 - Everything else (norms) is not quantised: vLLM's own layers, in the model dtype.
 """
 
@@ -30,8 +31,14 @@ if TYPE_CHECKING:
 NAME = "forge_gguf"
 
 
-def _dequantize(qweight: torch.Tensor, scales: torch.Tensor, mins: torch.Tensor | None,
-                bits: int, group_size: int, in_features: int) -> torch.Tensor:
+def _dequantize(
+    qweight: torch.Tensor,
+    scales: torch.Tensor,
+    mins: torch.Tensor | None,
+    bits: int,
+    group_size: int,
+    in_features: int,
+) -> torch.Tensor:
     """format.dequantize (the same fp32 operations, so the same values) for the rows an
     embedding lookup gathers, broadcasting the group scales instead of repeating them
     when the groups tile the row (always, for GGUF)."""
@@ -50,8 +57,9 @@ def _dequantize(qweight: torch.Tensor, scales: torch.Tensor, mins: torch.Tensor 
     return w.view(n, in_features)
 
 
-def _apply_parts(layer: torch.nn.Module, x: torch.Tensor,
-                 bias: torch.Tensor | None) -> torch.Tensor:
+def _apply_parts(
+    layer: torch.nn.Module, x: torch.Tensor, bias: torch.Tensor | None
+) -> torch.Tensor:
     """x [..., K] @ W^T + bias for the layer's parts, in x's dtype: one GEMM per part,
     each writing its columns of the output."""
     lead = x.shape[:-1]
@@ -62,15 +70,23 @@ def _apply_parts(layer: torch.nn.Module, x: torch.Tensor,
     rows = sum(part.rows for part in parts)
     out = torch.empty(x2.shape[0], rows, dtype=x.dtype, device=x.device)
     for part in parts:
-        cols = out[:, part.start:part.start + part.rows]
-        b = None if bias is None else bias[part.start:part.start + part.rows]
+        cols = out[:, part.start : part.start + part.rows]
+        b = None if bias is None else bias[part.start : part.start + part.rows]
         if part.weight is not None:
             cols.copy_(F.linear(x2, getattr(layer, part.weight), b))
             continue
         assert part.qweight is not None and part.scales is not None  # a packed part
         mins = None if part.mins is None else getattr(layer, part.mins)
-        quant_gemm(cols, x2, getattr(layer, part.qweight), getattr(layer, part.scales), mins,
-                   b, part.bits, part.group_size)
+        quant_gemm(
+            cols,
+            x2,
+            getattr(layer, part.qweight),
+            getattr(layer, part.scales),
+            mins,
+            b,
+            part.bits,
+            part.group_size,
+        )
     return out.reshape(*lead, rows)
 
 
@@ -95,13 +111,21 @@ class GGUFLinearMethod(QuantizeMethodBase):
     """Packed weights for vLLM's LinearBase layers, sharded for tensor parallelism on the
     raw GGUF rows (column-parallel) or block-aligned columns (row-parallel)."""
 
-    def create_weights(self, layer: torch.nn.Module, input_size_per_partition: int,
-                       output_partition_sizes: list[int], input_size: int, output_size: int,
-                       params_dtype: torch.dtype, **extra_weight_attrs):
+    def create_weights(
+        self,
+        layer: torch.nn.Module,
+        input_size_per_partition: int,
+        output_partition_sizes: list[int],
+        input_size: int,
+        output_size: int,
+        params_dtype: torch.dtype,
+        **extra_weight_attrs,
+    ):
         setattr(layer, "gguf_float_dtype", params_dtype)
         setattr(layer, "gguf_shard_sizes", list(output_partition_sizes))
-        _placeholder(layer, lambda param, loaded, shard_id=None:
-                     self._load(layer, loaded, shard_id))
+        _placeholder(
+            layer, lambda param, loaded, shard_id=None: self._load(layer, loaded, shard_id)
+        )
 
     def _load(self, layer, loaded: torch.Tensor, shard_id) -> None:
         from vllm.model_executor.layers.linear import (
@@ -111,8 +135,10 @@ class GGUFLinearMethod(QuantizeMethodBase):
         )
 
         if not weights.is_tagged(loaded):
-            raise ValueError(f"forge_gguf: {layer.prefix}: expected a GGUF tensor, got a "
-                             f"plain {loaded.dtype} tensor {list(loaded.shape)}")
+            raise ValueError(
+                f"forge_gguf: {layer.prefix}: expected a GGUF tensor, got a "
+                f"plain {loaded.dtype} tensor {list(loaded.shape)}"
+            )
         if shard_id is None:
             shard_id = getattr(loaded, "shard_id", None)
         sizes = layer.gguf_shard_sizes
@@ -123,16 +149,17 @@ class GGUFLinearMethod(QuantizeMethodBase):
         elif shard_id is None:
             index = None  # the whole (possibly fused) weight
         else:
-            raise ValueError(f"forge_gguf: {layer.prefix}: shard {shard_id!r} is not "
-                             f"supported")
+            raise ValueError(f"forge_gguf: {layer.prefix}: shard {shard_id!r} is not supported")
         start = 0 if index is None else sum(sizes[:index])
         local_rows = sum(sizes) if index is None else sizes[index]
         rows = cols = None
         tp_rank, tp_size = getattr(layer, "tp_rank", 0), getattr(layer, "tp_size", 1)
         if tp_size > 1 and isinstance(layer, ColumnParallelLinear):
             if index is None and len(sizes) > 1:
-                raise ValueError(f"forge_gguf: {layer.prefix}: a fused GGUF tensor "
-                                 f"({loaded.gguf_name}) cannot be split across ranks")
+                raise ValueError(
+                    f"forge_gguf: {layer.prefix}: a fused GGUF tensor "
+                    f"({loaded.gguf_name}) cannot be split across ranks"
+                )
             rank = tp_rank
             if isinstance(layer, QKVParallelLinear) and index in (1, 2):
                 rank = tp_rank // layer.num_kv_head_replicas
@@ -142,8 +169,10 @@ class GGUFLinearMethod(QuantizeMethodBase):
             cols = (tp_rank * k, (tp_rank + 1) * k)
         part = weights.Part(start, weights.read(loaded, rows, cols, layer.gguf_float_dtype))
         if part.rows != local_rows:
-            raise ValueError(f"forge_gguf: {layer.prefix}: GGUF tensor {loaded.gguf_name!r} "
-                             f"gives {part.rows} rows, the layer expects {local_rows}")
+            raise ValueError(
+                f"forge_gguf: {layer.prefix}: GGUF tensor {loaded.gguf_name!r} "
+                f"gives {part.rows} rows, the layer expects {local_rows}"
+            )
         weights.store_shard(layer, part)
 
     def process_weights_after_loading(self, layer: torch.nn.Module) -> None:
@@ -152,39 +181,57 @@ class GGUFLinearMethod(QuantizeMethodBase):
         weights.finalize(layer, sum(sizes), prefix)
         _drop_placeholder(layer)
 
-    def apply(self, layer: torch.nn.Module, x: torch.Tensor,
-              bias: torch.Tensor | None = None) -> torch.Tensor:
+    def apply(
+        self, layer: torch.nn.Module, x: torch.Tensor, bias: torch.Tensor | None = None
+    ) -> torch.Tensor:
         return _apply_parts(layer, x, bias)
 
 
 class GGUFEmbeddingMethod(QuantizeMethodBase):
     """Packed weights for VocabParallelEmbedding (lookup) and ParallelLMHead (GEMM)."""
 
-    def create_weights(self, layer: torch.nn.Module, input_size_per_partition: int,
-                       output_partition_sizes: list[int], input_size: int, output_size: int,
-                       params_dtype: torch.dtype, **extra_weight_attrs):
+    def create_weights(
+        self,
+        layer: torch.nn.Module,
+        input_size_per_partition: int,
+        output_partition_sizes: list[int],
+        input_size: int,
+        output_size: int,
+        params_dtype: torch.dtype,
+        **extra_weight_attrs,
+    ):
         setattr(layer, "gguf_float_dtype", params_dtype)
         setattr(layer, "gguf_tied_to", ())
         _placeholder(layer, lambda param, loaded, shard_id=None: self._load(layer, loaded))
 
     def _load(self, layer, loaded: torch.Tensor) -> None:
         if not weights.is_tagged(loaded):
-            raise ValueError(f"forge_gguf: {layer.prefix or 'embedding'}: expected a GGUF "
-                             f"tensor, got a plain {loaded.dtype} tensor {list(loaded.shape)}")
+            raise ValueError(
+                f"forge_gguf: {layer.prefix or 'embedding'}: expected a GGUF "
+                f"tensor, got a plain {loaded.dtype} tensor {list(loaded.shape)}"
+            )
         shard = layer.shard_indices
         if loaded.gguf_shape[0] != layer.org_vocab_size:
-            raise ValueError(f"forge_gguf: GGUF tensor {loaded.gguf_name!r} has "
-                             f"{loaded.gguf_shape[0]} rows, the vocabulary has "
-                             f"{layer.org_vocab_size}")
-        w = weights.read(loaded, (shard.org_vocab_start_index, shard.org_vocab_end_index),
-                         None, layer.gguf_float_dtype)
-        weights.store_shard(layer, weights.Part(0, weights.pad_rows(
-            w, layer.num_embeddings_per_partition)))
+            raise ValueError(
+                f"forge_gguf: GGUF tensor {loaded.gguf_name!r} has "
+                f"{loaded.gguf_shape[0]} rows, the vocabulary has "
+                f"{layer.org_vocab_size}"
+            )
+        w = weights.read(
+            loaded,
+            (shard.org_vocab_start_index, shard.org_vocab_end_index),
+            None,
+            layer.gguf_float_dtype,
+        )
+        weights.store_shard(
+            layer, weights.Part(0, weights.pad_rows(w, layer.num_embeddings_per_partition))
+        )
 
     def tie_weights(self, layer: torch.nn.Module, embed_tokens: torch.nn.Module):
         if not isinstance(embed_tokens.quant_method, GGUFEmbeddingMethod):
-            raise ValueError("forge_gguf: the LM head is tied to an embedding that is not "
-                             "forge_gguf-quantised")
+            # An embedding built without our config (vLLM's Gemma) holds floats, dequantised
+            # on load (loader.py): the head is that embedding, as in vLLM's Gemma 2.
+            return embed_tokens
         layer.weight = embed_tokens.weight
         # A tuple: not registered as a submodule.
         setattr(layer, "gguf_tied_to", (embed_tokens,))
@@ -213,12 +260,19 @@ class GGUFEmbeddingMethod(QuantizeMethodBase):
         dtype: torch.dtype = getattr(layer, "gguf_float_dtype")
         flat = ids.reshape(-1)
         mins = None if part.mins is None else getattr(layer, part.mins)[flat]
-        rows = _dequantize(getattr(layer, part.qweight)[flat], getattr(layer, part.scales)[flat],
-                           mins, part.bits, part.group_size, dim)
+        rows = _dequantize(
+            getattr(layer, part.qweight)[flat],
+            getattr(layer, part.scales)[flat],
+            mins,
+            part.bits,
+            part.group_size,
+            dim,
+        )
         return rows.to(dtype).reshape(*ids.shape, dim)
 
-    def apply(self, layer: torch.nn.Module, x: torch.Tensor,
-              bias: torch.Tensor | None = None) -> torch.Tensor:
+    def apply(
+        self, layer: torch.nn.Module, x: torch.Tensor, bias: torch.Tensor | None = None
+    ) -> torch.Tensor:
         return _apply_parts(layer, x, bias)
 
 
@@ -247,8 +301,7 @@ class GGUFConfig(QuantizationConfig):
     def from_config(cls, config: dict[str, Any]) -> "GGUFConfig":
         return cls()
 
-    def get_quant_method(self, layer: torch.nn.Module,
-                         prefix: str) -> QuantizeMethodBase | None:
+    def get_quant_method(self, layer: torch.nn.Module, prefix: str) -> QuantizeMethodBase | None:
         from vllm.model_executor.layers.fused_moe import RoutedExperts
         from vllm.model_executor.layers.linear import LinearBase
         from vllm.model_executor.layers.vocab_parallel_embedding import VocabParallelEmbedding
@@ -258,6 +311,7 @@ class GGUFConfig(QuantizationConfig):
         if isinstance(layer, VocabParallelEmbedding):
             return GGUFEmbeddingMethod()
         if isinstance(layer, RoutedExperts):
-            raise NotImplementedError(f"forge_gguf: {prefix}: mixture-of-experts layers "
-                                      f"are not supported")
+            raise NotImplementedError(
+                f"forge_gguf: {prefix}: mixture-of-experts layers are not supported"
+            )
         return None
