@@ -117,7 +117,7 @@ def main() -> None:
             )
         )
         print(rows[-1])
-    print(f"wrote {write_csv('e2e_gguf', rows)}")
+    print(f"wrote {write_csv('e2e_gguf', rows, append=True)}")
 
 
 if __name__ == "__main__":

@@ -41,8 +41,10 @@ def built_tools() -> Path:
                 "pip",
                 "download",
                 "--no-deps",
+                # Only llama-cpp-python as source: with :all:, pip also builds its build
+                # dependencies (cmake itself) from source to read the sdist's metadata.
                 "--no-binary",
-                ":all:",
+                SDIST,
                 SDIST,
                 "-d",
                 str(CACHE),
@@ -153,7 +155,7 @@ def main() -> None:
     )
     row["machine"] = machine_line()
     print(row)
-    print(f"wrote {write_csv('e2e_llamacpp', [row])}")
+    print(f"wrote {write_csv('e2e_llamacpp', [row], append=True)}")
 
 
 if __name__ == "__main__":
