@@ -37,16 +37,23 @@ ISA_FLAGS = (
 )
 
 
-def cpu_flags() -> list[str]:
+def cpu_flag_set() -> set[str]:
+    """Every flag the CPU reports in /proc/cpuinfo (x86 "flags", Arm "Features"); empty
+    where there is no such file."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 if line.startswith(("flags", "Features")):
-                    present = set(line.split(":", 1)[1].split())
-                    return [flag for flag in ISA_FLAGS if flag in present]
+                    return set(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return []
+    return set()
+
+
+def cpu_flags() -> list[str]:
+    """The flags of ISA_FLAGS this CPU has, in that order."""
+    present = cpu_flag_set()
+    return [flag for flag in ISA_FLAGS if flag in present]
 
 
 def collect(device_type: str = "cpu") -> dict:

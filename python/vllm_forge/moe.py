@@ -25,6 +25,7 @@ Transformers backend's) and the monolithic CPU experts (zentorch, Arm W4A8), whi
 through cpu_router.select_experts themselves.
 """
 
+import functools
 import logging
 
 import torch
@@ -63,7 +64,9 @@ def _serves(router) -> bool:
     )
 
 
-def _router_class():
+@functools.cache
+def router_class():
+    """ForgeCPURouter, made once (vLLM's router module is imported on first use)."""
     from vllm.model_executor.layers.fused_moe.router.cpu_router import CPURouter
 
     class ForgeCPURouter(CPURouter):
@@ -95,16 +98,6 @@ def _router_class():
             return weights, ids
 
     return ForgeCPURouter
-
-
-_ROUTER_CLASS = None
-
-
-def router_class():
-    global _ROUTER_CLASS
-    if _ROUTER_CLASS is None:
-        _ROUTER_CLASS = _router_class()
-    return _ROUTER_CLASS
 
 
 def forge_router(router):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from vllm_forge import extension
+from vllm_forge import extension, info
 
 pytestmark = pytest.mark.cpu_only
 
@@ -28,13 +28,6 @@ VARIANT_FLAGS = {
 }
 
 
-def cpu_flags() -> set[str]:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
-
-
 @pytest.mark.skipif(
     not Path("/proc/cpuinfo").exists() or platform.machine() != "x86_64",
     reason="reads the x86 CPU flags from Linux's /proc/cpuinfo",
@@ -42,7 +35,7 @@ def cpu_flags() -> set[str]:
 def test_default_is_best_runnable():
     """The library's choice agrees with the CPU's flags read independently of it: every
     compiled variant whose flags the CPU has is runnable, and the default is the best."""
-    flags = cpu_flags()
+    flags = info.cpu_flag_set()
     from vllm_forge import _build_info
 
     compiled = _build_info.CPU_ISAS

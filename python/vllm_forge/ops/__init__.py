@@ -118,10 +118,9 @@ def _public_op(op: spec.OpSpec) -> Callable:
     the provider chosen for the device of the op's main tensor. Written out as source, as
     dataclasses does, so that help() shows the real signature and torch.compile traces a
     plain call."""
-    params = []
-    for name in spec.arg_names(op.name):
-        params.append(f"{name}={op.defaults[name]!r}" if name in op.defaults else name)
-    args = ", ".join(spec.arg_names(op.name))
+    names = spec.arg_names(op.name)
+    params = [f"{name}={op.defaults[name]!r}" if name in op.defaults else name for name in names]
+    args = ", ".join(names)
     source = (
         f"def {op.name}({', '.join(params)}) -> None:\n"
         f"    _kernel({op.name!r}, {op.device_arg}.device.type)({args})\n"
@@ -130,7 +129,7 @@ def _public_op(op: spec.OpSpec) -> Callable:
     exec(source, namespace)
     fn = namespace[op.name]
     fn.__module__, fn.__qualname__ = __name__, op.name
-    fn.__doc__ = getattr(reference, op.name).__doc__
+    fn.__doc__ = spec.reference_of(op.name).__doc__
     return fn
 
 
