@@ -93,12 +93,13 @@ def main() -> None:
                 p = quantize_rtn(w, bits, group, symmetric=sym, scale_dtype=sdt)
                 w_bf16 = p.dequantize().to(torch.bfloat16)
                 vllm_w = vllm_w4a16(p) if have_vllm and bits == 4 and sym else None
+                tiled = p.tiled()
                 for m in m_values:
                     x = torch.randn(m, k).to(torch.bfloat16)
                     out = torch.empty(m, n, dtype=torch.bfloat16)
                     fns = {
                         "forge": lambda: torch.ops.vllm_forge.quant_gemm(
-                            out, x, p.qweight, p.scales, p.mins, None, bits, group
+                            out, x, tiled.qweight, tiled.scales, tiled.mins, None, bits, group
                         ),
                         "torch_bf16": lambda: torch.mm(x, w_bf16.t()),
                     }

@@ -135,17 +135,19 @@ struct TopkSoftmaxArgs {
 };
 
 // Weight-only quantised matmul: out = x @ W^T (+ bias), W [N, K] = scales * codes + mins
-// per group of group_size k (python/vllm_forge/quant/format.py has the layout).
+// per group of group_size k, in the tiled form of python/vllm_forge/quant/format.py:
+// tiles of 16 output features, each a sequence of 64-byte chunks in which 32-bit lane l
+// holds 4 k of feature 16 t + l (bits 8: k = 4 c + j in byte 64 c + 4 l + j; bits 4:
+// k = 8 c + j in the low nibble of that byte and 8 c + 4 + j in its high nibble).
 struct QuantGemmArgs {
   void* out;  // [M, N], x's dtype
   int64_t out_stride_row;
   const void* x;  // [M, K]
   int64_t x_stride_row;
-  const uint8_t* qweight;  // bits 8: int8 [N, K]; bits 4: uint8 [N, ceil(K / 32) * 16]
-  int64_t q_stride_row;    // bytes
-  const void* scales;      // [N, num_groups], float32 or float16
-  const void* mins;        // [N, num_groups], like scales, or nullptr
-  int64_t s_stride_row;    // elements, shared by scales and mins
+  const uint8_t* qweight;  // [ceil(N / 16), ceil(K / 32) * 16 * bits * 4] bytes
+  int64_t q_stride_tile;   // bytes
+  const void* scales;      // [ceil(N / 16), num_groups, 16], float32 or float16, contiguous
+  const void* mins;        // like scales, or nullptr
   bool scales_fp16;
   const void* bias;  // [N], x's dtype, or nullptr
   int64_t m;
@@ -155,10 +157,11 @@ struct QuantGemmArgs {
   int group_size;  // 16, 32, 64, 128 or 256
 };
 
-// Rows [n_begin, n_end) of W above, written as fp32 or T rows of k elements.
+// W^T [k, n_end - n_begin] for features [n_begin, n_end) of W above (n_begin a multiple
+// of 16; dst_stride_row, a multiple of 16, >= the feature count rounded up to 16), as T.
 struct QuantDequantArgs {
   const QuantGemmArgs* gemm;
-  void* dst;  // [n_end - n_begin, k]
+  void* dst;  // [k][dst_stride_row]
   int64_t dst_stride_row;
   int64_t n_begin;
   int64_t n_end;

@@ -26,8 +26,8 @@ int64_t quant_gemm_panel_rows(int64_t m, int64_t n, int64_t k, int64_t element_s
   constexpr int64_t kFusedMaxRows = 32;
   constexpr int64_t kPanelBytes = int64_t{4} << 20;
   if (m <= kFusedMaxRows) return 0;
-  const int64_t rows = kPanelBytes / std::max<int64_t>(1, k * element_size) / 16 * 16;
-  return std::min(n, std::max<int64_t>(16, rows));
+  const int64_t rows = kPanelBytes / std::max<int64_t>(1, k * element_size) / 16 * 16;  // whole tiles
+  return std::min((n + 15) / 16 * 16, std::max<int64_t>(16, rows));
 }
 
 void quant_gemm_cpu(at::Tensor& out, const at::Tensor& x, const at::Tensor& qweight,
@@ -45,14 +45,16 @@ void quant_gemm_cpu(at::Tensor& out, const at::Tensor& x, const at::Tensor& qwei
                                [&] { cpu::kernels().of<scalar_t>().quant_gemm(*args); });
     return;
   }
-  at::Tensor panel = at::empty({panel_rows, args->k}, x.options());
+  // W^T panels [k, panel_rows]: the tiled form dequantises to whole 16-feature vectors
+  // per k, and oneDNN takes either orientation.
+  at::Tensor panel = at::empty({args->k, panel_rows}, x.options());
   for (int64_t n0 = 0; n0 < args->n; n0 += panel_rows) {
     const int64_t rows = std::min(panel_rows, args->n - n0);
-    const QuantDequantArgs d{&*args, panel.data_ptr(), args->k, n0, n0 + rows};
+    const QuantDequantArgs d{&*args, panel.data_ptr(), panel_rows, n0, n0 + rows};
     FORGE_DISPATCH_FLOAT_TYPES("quant_gemm", x.scalar_type(), scalar_t,
                                [&] { cpu::kernels().of<scalar_t>().quant_dequantize(d); });
     at::Tensor out_cols = out.narrow(1, n0, rows);
-    const at::Tensor w_t = panel.narrow(0, 0, rows).t();
+    const at::Tensor w_t = panel.narrow(1, 0, rows);
     if (bias.has_value()) {
       at::addmm_out(out_cols, bias->narrow(0, n0, rows), x, w_t);
     } else {

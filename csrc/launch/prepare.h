@@ -65,7 +65,7 @@ std::optional<TopkSoftmaxArgs> prepare_topk_softmax(at::Tensor& topk_weights, at
 // Quantised matmul -------------------------------------------------------------------
 
 // Columns of quant_gemm's qweight for rows of k weights: k (bits 8), 16 per 32 (bits 4).
-int64_t quant_packed_columns(int64_t k, int64_t bits);
+int64_t quant_tiled_columns(int64_t k, int64_t bits);
 
 std::optional<QuantGemmArgs> prepare_quant_gemm(at::Tensor& out, const at::Tensor& x,
                                                 const at::Tensor& qweight, const at::Tensor& scales,

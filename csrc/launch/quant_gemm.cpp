@@ -1,6 +1,6 @@
-// quant_gemm's checks and arguments, for every device. The weight layout (codes, group
-// scales and mins) is python/vllm_forge/quant/format.py's; a weight in any other layout
-// (a GGUF block array, GPTQ's packed int32) is refused by its dtype or shape here.
+// quant_gemm's checks and arguments, for every device. The weight is in the tiled form
+// of python/vllm_forge/quant/format.py; a weight in any other layout (the row form, a
+// GGUF block array, GPTQ's packed int32) is refused by its dtype or shape here.
 #include <ATen/MemoryOverlap.h>
 
 #include "common/checks.h"
@@ -8,7 +8,9 @@
 
 namespace forge {
 
-int64_t quant_packed_columns(int64_t k, int64_t bits) { return bits == 8 ? k : (k + 31) / 32 * 16; }
+constexpr int64_t kQuantTileN = 16;  // output features per tile
+
+int64_t quant_tiled_columns(int64_t k, int64_t bits) { return (k + 31) / 32 * 32 * 16 * bits / 8; }
 
 std::optional<QuantGemmArgs> prepare_quant_gemm(at::Tensor& out, const at::Tensor& x,
                                                 const at::Tensor& qweight, const at::Tensor& scales,
@@ -28,6 +30,13 @@ std::optional<QuantGemmArgs> prepare_quant_gemm(at::Tensor& out, const at::Tenso
   FORGE_CHECK_SAME_DEVICE(op, scales, x);
   const int64_t m = x.size(0), k = x.size(1);
 
+  FORGE_CHECK_DIM(op, out, 2);
+  FORGE_CHECK_SAME_DTYPE(op, out, x);
+  const int64_t n = out.size(1);  // the tiled form pads N to whole tiles: N is the output's
+  TORCH_CHECK(out.size(0) == m, op, ": out must have shape [", m, ", N] (x.size(0), N), got ",
+              shape_string(out));
+  FORGE_CHECK_LAST_DIM_CONTIGUOUS(op, out);
+
   FORGE_CHECK_DIM(op, qweight, 2);
   if (bits == 8) {
     TORCH_CHECK(qweight.scalar_type() == at::kChar, op,
@@ -38,21 +47,23 @@ std::optional<QuantGemmArgs> prepare_quant_gemm(at::Tensor& out, const at::Tenso
                 ": qweight must have dtype uint8 for bits=4 (two codes per byte), got ",
                 qweight.scalar_type());
   }
-  const int64_t n = qweight.size(0);
-  TORCH_CHECK(qweight.size(1) == quant_packed_columns(k, bits), op,
-              ": qweight must have shape [N, ", quant_packed_columns(k, bits), "] for K=", k,
-              " (x.size(1)) and bits=", bits, bits == 4 ? " (16 bytes per 32 weights)" : "",
-              ", got ", shape_string(qweight));
+  const int64_t tiles = (n + kQuantTileN - 1) / kQuantTileN;
+  const int64_t cols = quant_tiled_columns(k, bits);
+  TORCH_CHECK(qweight.size(0) == tiles && qweight.size(1) == cols, op, ": qweight must have shape [",
+              tiles, ", ", cols, "] (tiles of 16 of N=", n,
+              " (out.size(1)), bytes per tile for K=", k, " (x.size(1)) and bits=", bits,
+              "), got ", shape_string(qweight));
   FORGE_CHECK_LAST_DIM_CONTIGUOUS(op, qweight);
 
   const int64_t groups = (k + group_size - 1) / group_size;
-  FORGE_CHECK_DIM(op, scales, 2);
+  FORGE_CHECK_DIM(op, scales, 3);
   TORCH_CHECK(scales.scalar_type() == at::kFloat || scales.scalar_type() == at::kHalf, op,
               ": scales must have dtype float32 or float16, got ", scales.scalar_type());
-  TORCH_CHECK(scales.size(0) == n && scales.size(1) == groups, op, ": scales must have shape [", n,
-              ", ", groups, "] (N, ceil(K / group_size) for K=", k, ", group_size=", group_size,
-              "), got ", shape_string(scales));
-  FORGE_CHECK_LAST_DIM_CONTIGUOUS(op, scales);
+  TORCH_CHECK(scales.size(0) == tiles && scales.size(1) == groups && scales.size(2) == kQuantTileN,
+              op, ": scales must have shape [", tiles, ", ", groups, ", ", kQuantTileN,
+              "] (tiles, ceil(K / group_size) for K=", k, ", group_size=", group_size,
+              ", 16), got ", shape_string(scales));
+  FORGE_CHECK_CONTIGUOUS(op, scales);
   if (mins_opt.has_value()) {
     const at::Tensor& mins = *mins_opt;
     FORGE_CHECK_SAME_DEVICE(op, mins, x);
@@ -66,15 +77,9 @@ std::optional<QuantGemmArgs> prepare_quant_gemm(at::Tensor& out, const at::Tenso
     FORGE_CHECK_SAME_DEVICE(op, bias, x);
     FORGE_CHECK_SAME_DTYPE(op, bias, x);
     TORCH_CHECK(bias.dim() == 1 && bias.size(0) == n, op, ": bias must have shape [", n,
-                "] (N = qweight.size(0)), got ", shape_string(bias));
+                "] (N = out.size(1)), got ", shape_string(bias));
     FORGE_CHECK_LAST_DIM_CONTIGUOUS(op, bias);
   }
-
-  FORGE_CHECK_DIM(op, out, 2);
-  FORGE_CHECK_SAME_DTYPE(op, out, x);
-  TORCH_CHECK(out.size(0) == m && out.size(1) == n, op, ": out must have shape [", m, ", ", n,
-              "] (x.size(0), qweight.size(0)), got ", shape_string(out));
-  FORGE_CHECK_LAST_DIM_CONTIGUOUS(op, out);
   // TooHard: strided views; refused only when both are views of one storage.
   const auto overlap = at::get_overlap_status(out, x);
   TORCH_CHECK(out.numel() == 0 || overlap == at::MemOverlapStatus::No ||
@@ -88,10 +93,9 @@ std::optional<QuantGemmArgs> prepare_quant_gemm(at::Tensor& out, const at::Tenso
   args.x = x.data_ptr();
   args.x_stride_row = x.stride(0);
   args.qweight = static_cast<const uint8_t*>(qweight.data_ptr());
-  args.q_stride_row = qweight.stride(0);
+  args.q_stride_tile = qweight.stride(0);
   args.scales = scales.data_ptr();
   args.mins = mins_opt.has_value() ? mins_opt->data_ptr() : nullptr;
-  args.s_stride_row = scales.stride(0);
   args.scales_fp16 = scales.scalar_type() == at::kHalf;
   args.bias = bias_opt.has_value() ? bias_opt->data_ptr() : nullptr;
   args.m = m;

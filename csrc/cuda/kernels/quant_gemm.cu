@@ -9,15 +9,16 @@
 //
 // Work split: a warp owns one output column n and ROWS consecutive rows of x. Its lanes
 // stride over the 32-weight blocks of row n of W (lane l takes blocks l, l + 32, ...):
-// per block one 16-byte load of int4 codes (two for int8), unpacked and dequantised into
+// per block four 4-byte loads of int4 codes (eight for int8: the tiled form keeps 4 k of
+// a feature in one 32-bit word of each 64-byte chunk), unpacked and dequantised into
 // 32 fp32 registers exactly as the reference does (q * s, then + m, rounded each time),
 // then multiplied into the ROWS accumulators with x read 16 bytes at a time. The lanes'
 // partial sums meet in a warp shuffle. Each weight byte is read once per ROWS rows: the
 // kernel is bound by the weight's bytes for decode and small batches; large batches
 // re-read W (from L2) every ROWS rows and do fp32 FMAs, not tensor-core MMAs.
 //
-// A 32-weight block is two halves of 16 consecutive k (an int4 block's low and high
-// nibbles); groups are at least 16 wide and aligned, so each half has one group.
+// A 32-weight block is two halves of 16 consecutive k; groups are at least 16 wide and
+// aligned, so each half has one group.
 #include "cuda/kernels/common.cuh"
 #include "cuda/kernels/launch.h"
 
@@ -27,6 +28,7 @@ namespace {
 constexpr int kWarpsPerBlock = 4;
 constexpr int kBlockK = 32;  // weights per block of codes
 constexpr int kHalf = 16;
+constexpr int kTileN = 16;  // output features per tile of the tiled form
 constexpr int kMaxRows = 8;
 constexpr int64_t kMaxGridY = 65535;
 
@@ -34,47 +36,39 @@ __device__ __forceinline__ float group_value(const void* p, bool fp16, int64_t i
   return fp16 ? __half2float(static_cast<const __half*>(p)[i]) : static_cast<const float*>(p)[i];
 }
 
-__device__ __forceinline__ uint32_t byte_of(const uint4& v, int j) {
-  const uint32_t word = j < 4 ? v.x : j < 8 ? v.y : j < 12 ? v.z : v.w;
-  return (word >> (8 * (j % 4))) & 0xFFu;
+// The 32-bit lane of feature l in chunk c of a tile (bytes 64 c + 4 l ..; see the format).
+__device__ __forceinline__ uint32_t lane_word(const uint8_t* tile, int64_t c, int l, bool vec) {
+  const uint8_t* p = tile + c * 64 + 4 * l;
+  if (vec) return *reinterpret_cast<const uint32_t*>(p);
+  return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 |
+         static_cast<uint32_t>(p[2]) << 16 | static_cast<uint32_t>(p[3]) << 24;
 }
 
-// Codes of block b of a row (k = 32 b + j -> q[j]) as floats; 0 past k.
+// Codes of feature l of a tile for block b (k = 32 b + j -> q[j]) as floats. The tiled
+// form pads k to whole blocks with code 0. int4: chunk 4 b + c holds k = 32 b + 8 c + j
+// (j < 4) in the low nibbles of its lane's bytes, + 4 in the high ones; int8: chunk
+// 8 b + c holds k = 32 b + 4 c + j in byte j.
 template <int BITS>
-__device__ __forceinline__ void load_codes(const uint8_t* qrow, int64_t b, int64_t k, bool vec,
+__device__ __forceinline__ void load_codes(const uint8_t* tile, int l, int64_t b, bool vec,
                                            float (&q)[kBlockK]) {
-  const int64_t k0 = b * kBlockK;
   if constexpr (BITS == 4) {
-    // A row has whole 16-byte blocks (codes past K are 0 by the format).
-    const uint8_t* p = qrow + b * kHalf;
-    uint4 raw;
-    if (vec) {
-      raw = *reinterpret_cast<const uint4*>(p);
-    } else {
-      uint32_t w[4] = {0, 0, 0, 0};
 #pragma unroll
-      for (int j = 0; j < kHalf; ++j) w[j / 4] |= static_cast<uint32_t>(p[j]) << (8 * (j % 4));
-      raw = make_uint4(w[0], w[1], w[2], w[3]);
-    }
+    for (int c = 0; c < 4; ++c) {
+      const uint32_t word = lane_word(tile, 4 * b + c, l, vec);
 #pragma unroll
-    for (int j = 0; j < kHalf; ++j) {
-      const uint32_t byte = byte_of(raw, j);
-      q[j] = static_cast<float>(byte & 0xFu);
-      q[kHalf + j] = static_cast<float>(byte >> 4);
+      for (int j = 0; j < 4; ++j) {
+        const uint32_t byte = (word >> (8 * j)) & 0xFFu;
+        q[8 * c + j] = static_cast<float>(byte & 0xFu);
+        q[8 * c + 4 + j] = static_cast<float>(byte >> 4);
+      }
     }
   } else {
-    const int8_t* p = reinterpret_cast<const int8_t*>(qrow) + k0;
-    if (vec && k0 + kBlockK <= k) {
-      const uint4 lo = *reinterpret_cast<const uint4*>(p);
-      const uint4 hi = *reinterpret_cast<const uint4*>(p + kHalf);
 #pragma unroll
-      for (int j = 0; j < kHalf; ++j) {
-        q[j] = static_cast<float>(static_cast<int8_t>(byte_of(lo, j)));
-        q[kHalf + j] = static_cast<float>(static_cast<int8_t>(byte_of(hi, j)));
-      }
-    } else {
+    for (int c = 0; c < 8; ++c) {
+      const uint32_t word = lane_word(tile, 8 * b + c, l, vec);
 #pragma unroll
-      for (int j = 0; j < kBlockK; ++j) q[j] = k0 + j < k ? static_cast<float>(p[j]) : 0.f;
+      for (int j = 0; j < 4; ++j)
+        q[4 * c + j] = static_cast<float>(static_cast<int8_t>((word >> (8 * j)) & 0xFFu));
     }
   }
 }
@@ -107,8 +101,10 @@ __global__ void __launch_bounds__(kWarpsPerBlock* kWarp)
   const int lane = threadIdx.x % kWarp;
   const int64_t n = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarp;
   if (n >= a.n) return;  // the whole warp: no shuffle waits for it
-  const uint8_t* qrow = a.qweight + n * a.q_stride_row;
-  const int64_t s_row = n * a.s_stride_row;
+  const uint8_t* tile = a.qweight + (n / kTileN) * a.q_stride_tile;
+  const int feature = static_cast<int>(n % kTileN);
+  const int64_t num_groups = (a.k + a.group_size - 1) / a.group_size;
+  const int64_t s_tile = (n / kTileN) * num_groups * kTileN + feature;
   const int64_t num_blocks = (a.k + kBlockK - 1) / kBlockK;
   const T* x = static_cast<const T*>(a.x);
   T* out = static_cast<T*>(a.out);
@@ -124,13 +120,13 @@ __global__ void __launch_bounds__(kWarpsPerBlock* kWarp)
     for (int64_t b = lane; b < num_blocks; b += kWarp) {
       const int64_t k0 = b * kBlockK;
       float w[kBlockK];
-      load_codes<BITS>(qrow, b, a.k, q_vec, w);
+      load_codes<BITS>(tile, feature, b, q_vec, w);
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         const int64_t kh = k0 + h * kHalf;
         float s = 0.f, mn = 0.f;
         if (kh < a.k) {  // a half wholly past K has no group (nor x) to read
-          const int64_t g = s_row + kh / a.group_size;
+          const int64_t g = s_tile + kh / a.group_size * kTileN;
           s = group_value(a.scales, a.scales_fp16, g);
           if (a.mins != nullptr) mn = group_value(a.mins, a.scales_fp16, g);
         }
@@ -155,10 +151,10 @@ __global__ void __launch_bounds__(kWarpsPerBlock* kWarp)
 
 template <typename T, int BITS, int ROWS>
 cudaError_t launch_rows(const QuantGemmArgs& a, cudaStream_t stream) {
-  // Whole 32-element blocks of x start 16-byte aligned when every row does; int4 blocks
-  // are 16 bytes and int8 blocks 32, so one aligned row start and stride serves both.
+  // Whole 32-element blocks of x start 16-byte aligned when every row does. A lane's
+  // codes are 32-bit words of the tiled form (tiles are multiples of 256 bytes).
   const bool x_vec = packable<T>(a.x, a.x_stride_row, kBlockK);
-  const bool q_vec = reinterpret_cast<uintptr_t>(a.qweight) % 16 == 0 && a.q_stride_row % 16 == 0;
+  const bool q_vec = reinterpret_cast<uintptr_t>(a.qweight) % 4 == 0 && a.q_stride_tile % 4 == 0;
   const int64_t row_chunks = (a.m + ROWS - 1) / ROWS;
   const dim3 grid(static_cast<unsigned>((a.n + kWarpsPerBlock - 1) / kWarpsPerBlock),
                   static_cast<unsigned>(row_chunks < kMaxGridY ? row_chunks : kMaxGridY));

@@ -245,19 +245,20 @@ def quant_gemm(
 ) -> None:
     """Weight-only quantised matmul: out = x @ W^T (+ bias), in fp32.
 
-    out: [M, N] (x's dtype); x: [M, K]
-    qweight: bits 8: int8 [N, K]; bits 4: uint8 [N, ceil(K / 32) * 16]
-    scales, mins: float32 | float16 [N, ceil(K / group_size)]; bias: [N]
+    out: [M, N] (x's dtype); x: [M, K]; bias: [N]
+    qweight: the tiled form, int8 (bits 8) | uint8 (bits 4) [ceil(N/16), bytes per tile]
+    scales, mins: float32 | float16 [ceil(N/16), ceil(K / group_size), 16]
     W [N, K] = scales * codes + mins per group (python/vllm_forge/quant/format.py).
     """
-    from vllm_forge.quant.format import dequantize
+    from vllm_forge.quant.format import TiledWeight
 
     quant_checks.quant_gemm(out, x, qweight, scales, mins, bias, bits, group_size)
-    (m, k), n = x.shape, qweight.shape[0]
+    (m, k), n = x.shape, out.shape[1]
     if m == 0 or n == 0:
         return
-    # With K = 0 the sums are empty (and dequantize cannot unpack an empty weight).
-    w = dequantize(qweight, scales, mins, bits, group_size, k) if k else torch.zeros(n, 0)
+    tiled = TiledWeight(qweight, scales, mins, bits, group_size, k, n)
+    # With K = 0 the sums are empty (and there is no weight to unpack).
+    w = tiled.dequantize() if k else torch.zeros(n, 0, device=x.device)
     y = x.float() @ w.t()
     if bias is not None:
         y = y + bias.float()

@@ -169,21 +169,22 @@ def _rotary_heads(name: str) -> Rule:
 
 
 def _quant_gemm_weights(op, args):
-    from vllm_forge.quant.format import num_groups, packed_columns
+    from vllm_forge.quant.format import TILE_N, num_groups, tiled_columns
 
     x, qweight, bits = args["x"], args["qweight"], args["bits"]
     _check(bits in (4, 8), op, lambda: f"bits must be 4 or 8, got {bits}")
+    tiles = (args["out"].shape[1] + TILE_N - 1) // TILE_N
     _sizes_equal(
         op,
         "qweight",
         qweight,
-        [qweight.shape[0], packed_columns(x.shape[1], bits)],
-        f" for K={x.shape[1]} (x.size(1)) and bits={bits}",
+        [tiles, tiled_columns(x.shape[1], bits)],
+        f" (tiles of 16 of N = out.size(1), bytes per tile for K={x.shape[1]}, bits={bits})",
     )
-    groups = [qweight.shape[0], num_groups(x.shape[1], args["group_size"])]
+    groups = [tiles, num_groups(x.shape[1], args["group_size"]), TILE_N]
     for name in ("scales", "mins"):
         if args[name] is not None:
-            _sizes_equal(op, name, args[name], groups, " (N, groups)")
+            _sizes_equal(op, name, args[name], groups, " (tiles, groups, 16)")
 
 
 # softmax and log_softmax: [rows, cols] in, the same out, an fp32 temperature per row.
@@ -352,15 +353,13 @@ SPECS = (
         (
             rank("x", 2),
             floating("x"),
+            rank("out", 2),
+            shape("out", lambda a: [a["x"].shape[0], a["out"].shape[1]], "x.size(0), N"),
             rank("qweight", 2),
+            rank("scales", 3),
             _quant_gemm_weights,
-            shape(
-                "out",
-                lambda a: [a["x"].shape[0], a["qweight"].shape[0]],
-                "x.size(0), qweight.size(0)",
-            ),
             same_dtype("x", "out", "bias"),
-            shape("bias", lambda a: [a["qweight"].shape[0]], "N = qweight.size(0)"),
+            shape("bias", lambda a: [a["out"].shape[1]], "N = out.size(1)"),
         ),
         "GGUF and GPTQ/AWQ/compressed-tensors linear layers (vllm_forge.quant, .gguf)",
     ),

@@ -7,6 +7,7 @@ import torch
 
 from vllm_forge.ops.checks import (
     c10_name,
+    contiguous,
     dim,
     fail,
     floating,
@@ -17,7 +18,14 @@ from vllm_forge.ops.checks import (
     shares_memory,
     strides,
 )
-from vllm_forge.quant.format import BITS, GROUP_SIZES, num_groups, packed_columns
+from vllm_forge.quant.format import (
+    BITS,
+    GROUP_SIZES,
+    TILE_N,
+    num_groups,
+    num_tiles,
+    tiled_columns,
+)
 
 OP = "quant_gemm"
 
@@ -45,6 +53,12 @@ def quant_gemm(
     same_device(OP, "qweight", qweight, "x", x)
     same_device(OP, "scales", scales, "x", x)
     m, k = x.shape
+    dim(OP, "out", out, 2)
+    same_dtype(OP, "out", out, "x", x)
+    n = out.shape[1]  # the tiled form pads N to whole tiles: N is the output's
+    if out.shape[0] != m:
+        fail(OP, f"out must have shape [{m}, N] (x.size(0), N), got {shape(out)}")
+    last_dim_contiguous(OP, "out", out)
     dim(OP, "qweight", qweight, 2)
     if bits == 8 and qweight.dtype != torch.int8:
         fail(
@@ -58,27 +72,25 @@ def quant_gemm(
             "qweight must have dtype uint8 for bits=4 (two codes per byte), got "
             f"{c10_name(qweight.dtype)}",
         )
-    n = qweight.shape[0]
-    cols = packed_columns(k, bits)
-    if qweight.shape[1] != cols:
-        per_block = " (16 bytes per 32 weights)" if bits == 4 else ""
+    tiles, cols = num_tiles(n), tiled_columns(k, bits)
+    if tuple(qweight.shape) != (tiles, cols):
         fail(
             OP,
-            f"qweight must have shape [N, {cols}] for K={k} (x.size(1)) and bits={bits}"
-            f"{per_block}, got {shape(qweight)}",
+            f"qweight must have shape [{tiles}, {cols}] (tiles of 16 of N={n} (out.size(1)), "
+            f"bytes per tile for K={k} (x.size(1)) and bits={bits}), got {shape(qweight)}",
         )
     last_dim_contiguous(OP, "qweight", qweight)
     groups = num_groups(k, group_size)
-    dim(OP, "scales", scales, 2)
+    dim(OP, "scales", scales, 3)
     if scales.dtype not in (torch.float32, torch.float16):
         fail(OP, f"scales must have dtype float32 or float16, got {c10_name(scales.dtype)}")
-    if tuple(scales.shape) != (n, groups):
+    if tuple(scales.shape) != (tiles, groups, TILE_N):
         fail(
             OP,
-            f"scales must have shape [{n}, {groups}] (N, ceil(K / group_size) for K={k}, "
-            f"group_size={group_size}), got {shape(scales)}",
+            f"scales must have shape [{tiles}, {groups}, {TILE_N}] (tiles, ceil(K / group_size) "
+            f"for K={k}, group_size={group_size}, 16), got {shape(scales)}",
         )
-    last_dim_contiguous(OP, "scales", scales)
+    contiguous(OP, "scales", scales)
     if mins is not None:
         same_device(OP, "mins", mins, "x", x)
         same_dtype(OP, "mins", mins, "scales", scales)
@@ -92,12 +104,7 @@ def quant_gemm(
         same_device(OP, "bias", bias, "x", x)
         same_dtype(OP, "bias", bias, "x", x)
         if not (bias.dim() == 1 and bias.shape[0] == n):
-            fail(OP, f"bias must have shape [{n}] (N = qweight.size(0)), got {shape(bias)}")
+            fail(OP, f"bias must have shape [{n}] (N = out.size(1)), got {shape(bias)}")
         last_dim_contiguous(OP, "bias", bias)
-    dim(OP, "out", out, 2)
-    same_dtype(OP, "out", out, "x", x)
-    if tuple(out.shape) != (m, n):
-        fail(OP, f"out must have shape [{m}, {n}] (x.size(0), qweight.size(0)), got {shape(out)}")
-    last_dim_contiguous(OP, "out", out)
     if out.numel() and shares_memory(out, x):
         fail(OP, "out must not share memory with x")

@@ -4,9 +4,10 @@ kernel from the packed layout of vllm_forge.quant.format:
     W[n, k] = s[n, k // g] * q[n, k] + m[n, k // g]      (m = 0 without mins)
     out[i, n] = sum_k x[i, k] W[n, k] + bias[n]           (fp32 accumulation)
 
-bits 8: q = qweight[n, k] (int8). bits 4: row n is a sequence of 16-byte blocks of 32
-weights; byte j of block b holds k = 32 b + j in its low nibble and k = 32 b + 16 + j in
-its high nibble, so k sits in byte (k // 32) * 16 + k % 16 at shift 4 * ((k // 16) % 2).
+The weight is in the tiled form: feature n is lane l = n % 16 of tile t = n // 16, whose
+codes are 64-byte chunks with 4 bytes per lane. bits 8: k sits in byte
+64 (k // 4) + 4 l + k % 4 of the tile; bits 4: in byte 64 (k // 8) + 4 l + k % 4 at shift
+4 ((k // 4) % 2). Scales and mins: [tiles, groups, 16], (n, g) at t G 16 + 16 g + l.
 
 A program owns a BLOCK_M x BLOCK_N tile of out and walks K in steps of BLOCK_K (a
 multiple of 32, so a step covers whole int4 blocks): it loads the codes of its BLOCK_N
@@ -37,10 +38,10 @@ def _quant_gemm_kernel(
     x_ptr,
     stride_x_row,
     q_ptr,
-    stride_q_row,
+    stride_q_tile,
     scales_ptr,
     mins_ptr,
-    stride_s_row,
+    stride_s_tile,
     bias_ptr,
     M,
     N,
@@ -63,8 +64,9 @@ def _quant_gemm_kernel(
     row_ok = rows < M
     col_ok = cols < N
     x_rows = x_ptr + rows.to(tl.int64)[:, None] * stride_x_row  # [BLOCK_M, 1]
-    q_rows = q_ptr + cols.to(tl.int64)[:, None] * stride_q_row  # [BLOCK_N, 1]
-    s_rows = cols.to(tl.int64)[:, None] * stride_s_row  # [BLOCK_N, 1]
+    tile, lane = (cols // 16).to(tl.int64), cols % 16
+    q_rows = q_ptr + tile[:, None] * stride_q_tile + 4 * lane[:, None]  # [BLOCK_N, 1]
+    s_rows = tile[:, None] * stride_s_tile + lane[:, None]  # [BLOCK_N, 1]
     acc = tl.zeros([BLOCK_M, BLOCK_N], tl.float32)
     for k0 in range(0, K, BLOCK_K):
         kk = k0 + tl.arange(0, BLOCK_K)
@@ -72,19 +74,20 @@ def _quant_gemm_kernel(
         w_mask = col_ok[:, None] & k_ok[None, :]
         x = tl.load(x_rows + kk[None, :], mask=row_ok[:, None] & k_ok[None, :], other=0.0)
         if BITS == 8:
-            code = tl.load(q_rows + kk[None, :], mask=w_mask, other=0).to(tl.float32)
+            byte = (kk // 4) * 64 + kk % 4
+            code = tl.load(q_rows + byte[None, :], mask=w_mask, other=0).to(tl.float32)
         else:
-            byte = (kk // 32) * 16 + kk % 16
-            shift = ((kk // 16) % 2) * 4
+            byte = (kk // 8) * 64 + kk % 4
+            shift = ((kk // 4) % 2) * 4
             packed = tl.load(q_rows + byte[None, :], mask=w_mask, other=0).to(tl.int32)
             code = ((packed >> shift[None, :]) & 0xF).to(tl.float32)
         # Group of each k: one per row of the tile when a group spans the whole step
         # (both are powers of two and k0 is a multiple of BLOCK_K), else one per element.
         if GROUP_SIZE >= BLOCK_K:
-            g_off = s_rows + k0 // GROUP_SIZE  # [BLOCK_N, 1]
+            g_off = s_rows + (k0 // GROUP_SIZE) * 16  # [BLOCK_N, 1]
             g_mask = col_ok[:, None]
         else:
-            g_off = s_rows + (kk // GROUP_SIZE)[None, :]  # [BLOCK_N, BLOCK_K]
+            g_off = s_rows + (kk // GROUP_SIZE)[None, :] * 16  # [BLOCK_N, BLOCK_K]
             g_mask = w_mask
         w = code * tl.load(scales_ptr + g_off, mask=g_mask, other=0.0).to(tl.float32)
         if HAS_MINS:
@@ -119,7 +122,7 @@ def quant_gemm(
     """See vllm_forge.ops.reference.quant_gemm; the same checks and messages."""
     checks.quant_gemm(out, x, qweight, scales, mins, bias, bits, group_size)
     m, k = x.shape
-    n = qweight.shape[0]
+    n = out.shape[1]
     if m == 0 or n == 0:
         return
     if k == 0:  # no weights to read: the sum is empty (and zero-size tensors have no pointer)
