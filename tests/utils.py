@@ -147,8 +147,9 @@ def _make_paged_batch_on_cpu(
 def quantized_weight(
     n: int, k: int, bits: int, group: int, with_mins: bool, scale_dtype: torch.dtype, seed: int = 0
 ):
-    """A random [n, k] weight as a PackedWeight (round to nearest). with_mins=False: the
-    symmetric codes times the scales only (int4 loses its -8 s mins)."""
+    """A random [n, k] weight in the tiled form quant_gemm reads (a TiledWeight; round to
+    nearest). with_mins=False: the symmetric codes times the scales only (int4 loses its
+    -8 s mins)."""
     from vllm_forge.quant.format import PackedWeight, quantize_rtn
 
     g = torch.Generator().manual_seed(seed)
@@ -161,7 +162,7 @@ def quantized_weight(
     )
     if not with_mins and p.mins is not None:
         p = PackedWeight(p.qweight, p.scales, None, bits, group, k)
-    return p
+    return p.tiled()
 
 
 def assert_within_term_bound(

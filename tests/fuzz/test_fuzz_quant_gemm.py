@@ -19,7 +19,14 @@ from tests.fuzz.agreement import (
 from tests.fuzz.budget import INVALID, NONFINITE, NUMPY_NONFINITE_WARNINGS, VALID, fuzz
 from tests.fuzz.tensors import INPUT_LAYOUTS, OUTPUT_LAYOUTS, Maker, float_dtypes, seeds
 from tests.utils import quantized_weight
-from vllm_forge.quant.format import GROUP_SIZES, dequantize, num_groups, packed_columns
+from vllm_forge.quant.format import (
+    GROUP_SIZES,
+    TILE_N,
+    TiledWeight,
+    num_groups,
+    num_tiles,
+    tiled_columns,
+)
 
 # Relative to sum_k |x| |W| (the size of the terms, not of their sum), the larger of
 # tests/kernels/test_quant_gemm.py's and tests/triton/test_quant_gemm.py's.
@@ -28,21 +35,16 @@ OUT, X, QWEIGHT, SCALES, MINS, BIAS, BITS, GROUP = range(8)
 
 
 def weight(m: Maker, n, k, bits, group, with_mins, scale_dtype, padded_rows):
-    """(qweight, scales, mins): RTN-quantised random weights; mins shares the strides of
-    scales, as the op requires (both carved from one buffer)."""
-    groups, cols = num_groups(k, group), packed_columns(k, bits)
+    """(qweight, scales, mins) in the tiled form: RTN-quantised random weights (scales and
+    mins contiguous, as the op requires; qweight's tiles optionally padded apart)."""
+    tiles, groups, cols = num_tiles(n), num_groups(k, group), tiled_columns(k, bits)
     if n and k:
         p = quantized_weight(n, k, bits, group, with_mins, scale_dtype, seed=m.choice(2**31))
-        qweight, scales, mins = p.qweight, p.scales, p.mins
+        qweight, scales, mins = p.qweight, p.scales.clone(), p.mins
+        mins = None if mins is None else mins.clone()
     else:  # quantize_rtn needs weights: nothing to quantise here
-        qweight = torch.zeros(n, cols, dtype=torch.uint8 if bits == 4 else torch.int8)
-        scales, mins = torch.ones(n, groups, dtype=scale_dtype), None
-    pad = m.choice(3) if padded_rows else 0
-    both = torch.zeros(2, n, groups + pad, dtype=scale_dtype)
-    both[0, :, :groups] = scales
-    if mins is not None:
-        both[1, :, :groups] = mins
-    scales, mins = both[0, :, :groups], (both[1, :, :groups] if mins is not None else None)
+        qweight = torch.zeros(tiles, cols, dtype=torch.uint8 if bits == 4 else torch.int8)
+        scales, mins = torch.ones(tiles, groups, TILE_N, dtype=scale_dtype), None
     m.plant_nonfinite(scales)
     if mins is not None:
         m.plant_nonfinite(mins)
@@ -82,8 +84,9 @@ def assert_quant_agrees(provider: str, case: Case) -> None:
     assert_untouched_padding(provider, case)
     if out.numel() == 0:
         return
-    k = x.shape[1]
-    w = dequantize(qweight, scales, mins, bits, group, k) if k else torch.zeros(out.shape[1], 0)
+    k, n = x.shape[1], out.shape[1]
+    tiled = TiledWeight(qweight, scales, mins, bits, group, k, n)
+    w = tiled.dequantize() if k else torch.zeros(n, 0)
     size = x.float().abs() @ w.abs().t() + (bias.float().abs() if bias is not None else 0)
     err = (out.float() - ref[OUT].float()).abs()[finite]
     bound = REL_TOL[x.dtype] * size[finite] + torch.finfo(x.dtype).tiny
@@ -130,11 +133,21 @@ def other_group_size(draw, case):
     return Broken(case, "scales", f"group_size={new}", f"group_size {group} -> {new}")
 
 
-def packed_columns_off(draw, case):
+def tiled_columns_off(draw, case):
     q = case.args[QWEIGHT]
     cols = q.shape[1] + draw(st.sampled_from([1, 16] + ([-1] if q.shape[1] else [])))
     case.args[QWEIGHT] = q = torch.zeros(q.shape[0], cols, dtype=q.dtype)
     return Broken(case, "qweight", mut.shape_text(q), "qweight columns off")
+
+
+def out_columns_off_by_a_tile(draw, case):
+    """N is out's: 16 more (or fewer) columns need another tile of codes."""
+    out = case.args[OUT]
+    n = out.shape[1] + (16 if out.shape[1] < 16 or draw(st.booleans()) else -16)
+    case.args[OUT] = torch.empty(out.shape[0], n, dtype=out.dtype)
+    if case.args[BIAS] is not None:
+        case.args[BIAS] = torch.zeros(n, dtype=case.args[BIAS].dtype)
+    return Broken(case, "qweight", f"N={n} (out.size(1))", "out columns off by a tile")
 
 
 def out_overlapping_x(draw, case):
@@ -158,7 +171,7 @@ def with_mins(mutation):
 def with_bias(mutation):
     def mutate(draw, case):
         if case.args[BIAS] is None:
-            case.args[BIAS] = torch.zeros(case.args[QWEIGHT].shape[0], dtype=case.args[X].dtype)
+            case.args[BIAS] = torch.zeros(case.args[OUT].shape[1], dtype=case.args[X].dtype)
         return mutation(draw, case)
 
     return mutate
@@ -180,14 +193,15 @@ MUTATIONS = {
     "bias meta": with_bias(mut.on_meta(BIAS, "bias")),
     "qweight rank": mut.extra_leading_dim(QWEIGHT, "qweight"),
     "qweight packing": wrong_packing,
-    "qweight columns": packed_columns_off,
+    "qweight columns": tiled_columns_off,
     "qweight stride": mut.strided_last_dim(QWEIGHT, "qweight"),
     "scales rank": mut.extra_leading_dim(SCALES, "scales"),
     "scales dtype": mut.wrong_dtype(SCALES, "scales", (torch.bfloat16, torch.float64, torch.int8)),
     "scales rows": mut.resized(SCALES, "scales", 0),
     "scales groups": mut.resized(SCALES, "scales", 1),
+    "scales lanes": mut.resized(SCALES, "scales", 2),
     "group size for scales": other_group_size,
-    "scales stride": mut.strided_last_dim(SCALES, "scales"),
+    "scales layout": mut.non_contiguous(SCALES, "scales"),
     "mins dtype": with_mins(mut.wrong_dtype(MINS, "mins")),
     "mins shape": with_mins(mut.resized(MINS, "mins", 1)),
     "bias dtype": with_bias(mut.wrong_dtype(BIAS, "bias")),
@@ -196,7 +210,7 @@ MUTATIONS = {
     "out rank": mut.extra_leading_dim(OUT, "out"),
     "out dtype": mut.wrong_dtype(OUT, "out"),
     "out rows": mut.resized(OUT, "out", 0),
-    "out cols": mut.resized(OUT, "out", 1),
+    "out cols": out_columns_off_by_a_tile,
     "out stride": mut.strided_last_dim(OUT, "out"),
     "out overlapping x": out_overlapping_x,
 }

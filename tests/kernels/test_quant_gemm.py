@@ -8,7 +8,7 @@ import torch
 
 from tests.utils import assert_within_term_bound, quantized_weight
 from vllm_forge.ops import reference
-from vllm_forge.quant.format import GROUP_SIZES, PackedWeight
+from vllm_forge.quant.format import GROUP_SIZES
 
 op = torch.ops.vllm_forge.quant_gemm.default
 
@@ -126,8 +126,7 @@ def test_nan_and_inf_propagate_to_their_row():
 def test_empty():
     p = quantized_weight(8, 64, 4, 32, True, torch.float16)
     op(torch.empty(0, 8), torch.empty(0, 64), p.qweight, p.scales, p.mins, None, 4, 32)
-    z = PackedWeight(p.qweight[:0], p.scales[:0], p.mins[:0], 4, 32, 64)
-    op(torch.empty(3, 0), torch.randn(3, 64), z.qweight, z.scales, z.mins, None, 4, 32)
+    op(torch.empty(3, 0), torch.randn(3, 64), p.qweight[:0], p.scales[:0], p.mins[:0], None, 4, 32)
 
 
 def test_opcheck():
@@ -201,12 +200,12 @@ BAD = {
     ),
     # GPTQ's int32 packing handed over unconverted
     "qweight_gptq": (
-        replace(qweight=lambda v, a: torch.zeros(6, 8, dtype=torch.int32)),
+        replace(qweight=lambda v, a: torch.zeros(1, 8, dtype=torch.int32)),
         r"qweight must have dtype uint8 for bits=4",
     ),
     "qweight_shape": (
         replace(qweight=lambda v, a: v[:, :16]),
-        r"qweight must have shape \[N, 32\] for K=64 \(x.size\(1\)\) and bits=4 \(16 bytes per 32 weights\), got \[6, 16\]",
+        r"qweight must have shape \[1, 512\] \(tiles of 16 of N=6 \(out.size\(1\)\), bytes per tile for K=64 \(x.size\(1\)\) and bits=4\), got \[1, 16\]",
     ),
     "scales_dtype": (
         replace(scales=lambda v, a: v.bfloat16(), mins=lambda v, a: v.bfloat16()),
@@ -214,31 +213,31 @@ BAD = {
     ),
     "scales_shape": (
         replace(scales=lambda v, a: v[:, :1]),
-        r"scales must have shape \[6, 2\] \(N, ceil\(K / group_size\) for K=64, group_size=32\), got \[6, 1\]",
+        r"scales must have shape \[1, 2, 16\] \(tiles, ceil\(K / group_size\) for K=64, group_size=32, 16\), got \[1, 1, 16\]",
     ),
     "scales_group_mismatch": (
         replace(group_size=lambda v, a: 16),
-        r"scales must have shape \[6, 4\]",
+        r"scales must have shape \[1, 4, 16\]",
     ),
     "mins_dtype": (
         replace(mins=lambda v, a: v.float()),
         r"mins must have the dtype of scales \(Half\), got Float",
     ),
     "mins_shape": (
-        replace(mins=lambda v, a: v[:5]),
-        r"mins must have the shape and strides of scales \[6, 2\]",
+        replace(mins=lambda v, a: v[:, :1]),
+        r"mins must have the shape and strides of scales \[1, 2, 16\]",
     ),
     "bias_shape": (
         replace(bias=lambda v, a: v[:5]),
-        r"bias must have shape \[6\] \(N = qweight.size\(0\)\), got \[5\]",
+        r"bias must have shape \[6\] \(N = out.size\(1\)\), got \[5\]",
     ),
     "bias_dtype": (
         replace(bias=lambda v, a: v.half()),
         r"bias must have the dtype of x \(Float\), got Half",
     ),
     "out_shape": (
-        replace(out=lambda v, a: v[:, :5]),
-        r"out must have shape \[3, 6\] \(x.size\(0\), qweight.size\(0\)\), got \[3, 5\]",
+        replace(out=lambda v, a: v[:2]),
+        r"out must have shape \[3, N\] \(x.size\(0\), N\), got \[2, 6\]",
     ),
     "out_dtype": (
         replace(out=lambda v, a: v.bfloat16()),

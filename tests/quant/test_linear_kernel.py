@@ -24,7 +24,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from vllm_forge.quant.format import PackedWeight
+from vllm_forge.quant.format import PackedWeight, TiledWeight
 
 GPTQ, AWQ, CT = "gptq", "awq", "compressed-tensors"
 AWQ_ORDER = (0, 2, 4, 6, 1, 3, 5, 7)  # AWQ word nibble j holds column 8 i + AWQ_ORDER[j]
@@ -418,7 +418,9 @@ def test_vllm_linear_layer(vllm_env, method, bits, group, zp, dtype, k, n, bias)
         name: p.dtype for name, p in layer.named_parameters()
     }
     qweight, scales = getattr(layer, kernel.w_q_name), getattr(layer, kernel.w_s_name)
-    packed = PackedWeight(qweight, scales, getattr(layer, MINS), kernel.bits, kernel.group_size, k)
+    packed = TiledWeight(
+        qweight, scales, getattr(layer, MINS), kernel.bits, kernel.group_size, k, n
+    )
     got = packed.dequantize()
     if dtype == torch.float32 and packed.mins is not None:
         torch.testing.assert_close(got, w, rtol=1e-5, atol=1e-9)

@@ -107,7 +107,7 @@ def test_quant_gemm_empty():
     p = quantized_weight(5, 64, 4, 32, True, torch.float16)
     args = on_device(p.qweight, p.scales, p.mins)
     fn(torch.empty(0, 5, device=DEVICE), torch.empty(0, 64, device=DEVICE), *args, None, 4, 32)
-    q0, s0 = torch.empty(0, 32, dtype=torch.uint8), torch.empty(0, 2, dtype=torch.float16)
+    q0, s0 = torch.empty(0, 512, dtype=torch.uint8), torch.empty(0, 2, 16, dtype=torch.float16)
     fn(
         torch.empty(3, 0, device=DEVICE),
         torch.randn(3, 64, device=DEVICE),
@@ -118,7 +118,7 @@ def test_quant_gemm_empty():
         32,
     )
     # K = 0: the sum is empty, out = bias (or 0).
-    q, s = torch.empty(5, 0, dtype=torch.int8), torch.empty(5, 0)
+    q, s = torch.empty(1, 0, dtype=torch.int8), torch.empty(1, 0, 16)
     bias = torch.randn(5)
     out = torch.full((3, 5), float("nan"), device=DEVICE)
     fn(out, torch.empty(3, 0, device=DEVICE), *on_device(q, s, None, bias), 8, 16)

@@ -23,38 +23,12 @@ from vllm.model_executor.layers.quantization.base_config import (
 
 from vllm_forge.gguf import weights
 from vllm_forge.ops import quant_gemm
-from vllm_forge.quant.format import INT4_BLOCK, dequantize, unpack_codes
+from vllm_forge.quant.format import TiledWeight, gather_rows
 
 if TYPE_CHECKING:
     from vllm.model_executor.layers.vocab_parallel_embedding import VocabParallelEmbedding
 
 NAME = "forge_gguf"
-
-
-def _dequantize(
-    qweight: torch.Tensor,
-    scales: torch.Tensor,
-    mins: torch.Tensor | None,
-    bits: int,
-    group_size: int,
-    in_features: int,
-) -> torch.Tensor:
-    """format.dequantize (the same fp32 operations, so the same values) for the rows an
-    embedding lookup gathers, broadcasting the group scales instead of repeating them
-    when the groups tile the row (always, for GGUF)."""
-    if in_features % group_size:
-        return dequantize(qweight, scales, mins, bits, group_size, in_features)
-    n, groups = qweight.shape[0], in_features // group_size
-    if bits == 4 and group_size == INT4_BLOCK:  # a 16-byte block is a group: no reorder
-        b = qweight.view(n, groups, INT4_BLOCK // 2)
-        w = torch.cat((b & 0xF, b >> 4), dim=-1).to(torch.float32)
-    else:
-        w = unpack_codes(qweight, bits, in_features).to(torch.float32)
-        w = w.view(n, groups, group_size)
-    w = w * scales.to(torch.float32).unsqueeze(-1)
-    if mins is not None:
-        w = w + mins.to(torch.float32).unsqueeze(-1)
-    return w.view(n, in_features)
 
 
 def _apply_parts(
@@ -259,15 +233,17 @@ class GGUFEmbeddingMethod(QuantizeMethodBase):
         dim: int = getattr(layer, "embedding_dim")  # a VocabParallelEmbedding's
         dtype: torch.dtype = getattr(layer, "gguf_float_dtype")
         flat = ids.reshape(-1)
-        mins = None if part.mins is None else getattr(layer, part.mins)[flat]
-        rows = _dequantize(
-            getattr(layer, part.qweight)[flat],
-            getattr(layer, part.scales)[flat],
+        mins = None if part.mins is None else getattr(layer, part.mins)
+        tiled = TiledWeight(
+            getattr(layer, part.qweight),
+            getattr(layer, part.scales),
             mins,
             part.bits,
             part.group_size,
             dim,
+            part.rows,
         )
+        rows = gather_rows(tiled, flat)
         return rows.to(dtype).reshape(*ids.shape, dim)
 
     def apply(

@@ -207,11 +207,11 @@ def finalize(layer: torch.nn.Module, expected_rows: int, what: str) -> None:
     for i, part in enumerate(parts):
         names: dict[str, str] = {}
         w = part.weight
-        fields = (
-            {"weight": w}
-            if isinstance(w, torch.Tensor)
-            else {"qweight": w.qweight, "scales": w.scales, "mins": w.mins}
-        )
+        if isinstance(w, torch.Tensor):
+            fields = {"weight": w}
+        else:  # the kernels' tiled form, made once the rows are all here
+            tiled = w.tiled()
+            fields = {"qweight": tiled.qweight, "scales": tiled.scales, "mins": tiled.mins}
         for field, t in fields.items():
             if t is None:
                 continue

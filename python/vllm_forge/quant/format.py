@@ -199,20 +199,22 @@ def untile_groups(s: torch.Tensor, out_features: int) -> torch.Tensor:
 
 def gather_rows(w: TiledWeight, ids: torch.Tensor) -> torch.Tensor:
     """Rows `ids` of W as float32 [len(ids), K] (an embedding lookup on a tiled weight):
-    the same fp32 operations as `dequantize`."""
+    the fp32 operations of `dequantize`, so the same values; the group scales broadcast
+    instead of repeated when the groups tile the row (always, for GGUF)."""
     tile, lane = ids // TILE_N, ids % TILE_N
-    k = w.in_features
-    v = w.qweight.reshape(w.qweight.shape[0], -1, TILE_N, 4)[tile, :, lane]  # [ids, chunk, j]
-    v = v.to(torch.int32)
+    n, k, gs = ids.shape[0], w.in_features, w.group_size
+    v = w.qweight.view(w.qweight.shape[0], -1, TILE_N, 4)[tile, :, lane].to(torch.int32)
     if w.bits == 4:
-        v = torch.stack((v & 0xF, v >> 4), dim=-2)
-    q = v.reshape(ids.shape[0], -1)[:, :k].to(torch.float32)
-    reps = w.group_size
-    s = w.scales[tile, :, lane].to(torch.float32).repeat_interleave(reps, dim=1)[:, :k]
-    out = q * s
-    if w.mins is not None:
-        out = out + w.mins[tile, :, lane].to(torch.float32).repeat_interleave(reps, dim=1)[:, :k]
-    return out
+        v = torch.stack((v & 0xF, v >> 4), dim=-2)  # [ids, chunk, nibble, j]: k in order
+    q = v.reshape(n, -1)[:, :k].to(torch.float32)
+    scales = w.scales[tile, :, lane].to(torch.float32)
+    mins = None if w.mins is None else w.mins[tile, :, lane].to(torch.float32)
+    if k % gs:
+        return scale_codes(q, scales, mins, gs)
+    out = q.view(n, k // gs, gs) * scales.unsqueeze(-1)
+    if mins is not None:
+        out = out + mins.unsqueeze(-1)
+    return out.view(n, k)
 
 
 def pack_int4(codes: torch.Tensor) -> torch.Tensor:

@@ -79,7 +79,7 @@ from vllm.model_executor.layers.quantization.utils import replace_parameter
 from vllm.platforms import current_platform
 from vllm.scalar_type import ScalarType, scalar_types
 
-from vllm_forge.quant.format import GROUP_SIZES, num_groups, pack_int4
+from vllm_forge.quant.format import GROUP_SIZES, PackedWeight, num_groups, pack_int4
 
 logger = logging.getLogger("vllm.forge.quant")
 
@@ -183,7 +183,8 @@ def repack(
     group_size: int,
 ):
     """vLLM's quantised weight w[n, k] = (codes - zeros) * scales (per checkpoint group)
-    -> (qweight, scales, mins | None, bits, our group size) of quant/format.py, exact.
+    -> (qweight, scales, mins | None, bits, our group size) in quant/format.py's row form,
+    exact.
 
     codes: int32 [N, K]; scales: [N, G] (G = K / group_size, 1 if channelwise);
     zeros: the type's bias (an int) or int32 [N, G]."""
@@ -288,8 +289,11 @@ class ForgeWNA16LinearKernel(MPLinearKernel):
         qweight, scales, mins, self.bits, self.group_size = repack(
             codes, scales, zeros, c.weight_type, c.group_size
         )
-        self.in_features = k
+        self.in_features, self.out_features = k, n
         del codes, w_q, w_s, w_zp
+        # The kernels' tiled form (format.py), from the row form repack() gives.
+        tiled = PackedWeight(qweight, scales, mins, self.bits, self.group_size, k).tiled()
+        qweight, scales, mins = tiled.qweight, tiled.scales, tiled.mins
         replace_parameter(layer, self.w_q_name, torch.nn.Parameter(qweight, requires_grad=False))
         replace_parameter(layer, self.w_s_name, torch.nn.Parameter(scales, requires_grad=False))
         if self.w_zp_name is not None and getattr(layer, self.w_zp_name, None) is not None:
@@ -313,7 +317,7 @@ class ForgeWNA16LinearKernel(MPLinearKernel):
             x2 = x2.contiguous()
         if bias is not None and bias.dtype != x.dtype:
             bias = bias.to(x.dtype)
-        out = torch.empty(x2.shape[0], qweight.shape[0], dtype=x.dtype, device=x.device)
+        out = torch.empty(x2.shape[0], self.out_features, dtype=x.dtype, device=x.device)
         quant_gemm(
             out,
             x2,
@@ -324,7 +328,7 @@ class ForgeWNA16LinearKernel(MPLinearKernel):
             self.bits,
             self.group_size,
         )
-        return out.reshape(*x.shape[:-1], qweight.shape[0])
+        return out.reshape(*x.shape[:-1], self.out_features)
 
 
 _registered = False
