@@ -26,7 +26,8 @@ int64_t quant_gemm_panel_rows(int64_t m, int64_t n, int64_t k, int64_t element_s
   constexpr int64_t kFusedMaxRows = 32;
   constexpr int64_t kPanelBytes = int64_t{4} << 20;
   if (m <= kFusedMaxRows) return 0;
-  const int64_t rows = kPanelBytes / std::max<int64_t>(1, k * element_size) / 16 * 16;  // whole tiles
+  const int64_t rows =
+      kPanelBytes / std::max<int64_t>(1, k * element_size) / 16 * 16;  // whole tiles
   return std::min((n + 15) / 16 * 16, std::max<int64_t>(16, rows));
 }
 

@@ -49,10 +49,10 @@ std::optional<QuantGemmArgs> prepare_quant_gemm(at::Tensor& out, const at::Tenso
   }
   const int64_t tiles = (n + kQuantTileN - 1) / kQuantTileN;
   const int64_t cols = quant_tiled_columns(k, bits);
-  TORCH_CHECK(qweight.size(0) == tiles && qweight.size(1) == cols, op, ": qweight must have shape [",
-              tiles, ", ", cols, "] (tiles of 16 of N=", n,
-              " (out.size(1)), bytes per tile for K=", k, " (x.size(1)) and bits=", bits,
-              "), got ", shape_string(qweight));
+  TORCH_CHECK(qweight.size(0) == tiles && qweight.size(1) == cols, op,
+              ": qweight must have shape [", tiles, ", ", cols, "] (tiles of 16 of N=", n,
+              " (out.size(1)), bytes per tile for K=", k, " (x.size(1)) and bits=", bits, "), got ",
+              shape_string(qweight));
   FORGE_CHECK_LAST_DIM_CONTIGUOUS(op, qweight);
 
   const int64_t groups = (k + group_size - 1) / group_size;

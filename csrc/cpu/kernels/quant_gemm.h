@@ -124,8 +124,8 @@ inline const float* fp32_rows(const QuantGemmArgs& a, int64_t kp) {
 
 // acc[i] = sum_k x[m0 + i][k] W[16 t .. 16 t + 16)[k] over MR rows.
 template <typename S, int BITS, int MR>
-inline void fp32_block(const QuantGemmArgs& a, const float* xs, int64_t kp, int64_t t,
-                       int64_t m0, vfloat (&acc)[MR]) {
+inline void fp32_block(const QuantGemmArgs& a, const float* xs, int64_t kp, int64_t t, int64_t m0,
+                       vfloat (&acc)[MR]) {
   for (int i = 0; i < MR; ++i) acc[i] = vfloat{};
   const uint8_t* codes = a.qweight + t * a.q_stride_tile;
   constexpr int ck = chunk_k(BITS);
@@ -214,7 +214,8 @@ inline void unpack(const uint8_t* codes, int64_t c0, int64_t c1, __m512i* buf) {
     for (int h = 0; h < 2; ++h) {
       const uint8_t* half = chunk + h * 32;
       if constexpr (BITS == 4) {
-        const __m512i w = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(half)));
+        const __m512i w =
+            _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(half)));
         *buf++ = _mm512_ternarylogic_epi32(w, nibble, bias, 0xEA);  // (w & 15) | 0x4300
         *buf++ = _mm512_or_si512(_mm512_srli_epi16(w, 4), bias);
       } else {
@@ -231,10 +232,9 @@ inline void unpack(const uint8_t* codes, int64_t c0, int64_t c1, __m512i* buf) {
 // The 16 values of a tile's group vector spread to lane pairs: half 0 gets features 0-7
 // (lanes 2 l and 2 l + 1 = feature l), half 1 features 8-15.
 inline __m512 spread(vfloat v, int half) {
-  const __m512i index = half == 0
-                            ? _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0)
-                            : _mm512_set_epi32(15, 15, 14, 14, 13, 13, 12, 12, 11, 11, 10, 10, 9,
-                                               9, 8, 8);
+  const __m512i index =
+      half == 0 ? _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0)
+                : _mm512_set_epi32(15, 15, 14, 14, 13, 13, 12, 12, 11, 11, 10, 10, 9, 9, 8, 8);
   __m512 m;
   std::memcpy(&m, &v, sizeof m);
   return _mm512_permutexvar_ps(index, m);
@@ -357,8 +357,8 @@ void gemm(const QuantGemmArgs& a) {
           __m512 acc[MR][2];
           for (int i = 0; i < MR; ++i)
             for (int h = 0; h < 2; ++h) acc[i][h] = acc_rows[2 * (m0 + i) + h];
-          const uint8_t* next = m0 > 0      ? nullptr
-                                : c1 < chunks ? codes + c1 * kChunkBytes
+          const uint8_t* next = m0 > 0          ? nullptr
+                                : c1 < chunks   ? codes + c1 * kChunkBytes
                                 : t + 1 < tiles ? codes + a.q_stride_tile
                                                 : nullptr;
           block<BITS, MR>(a, px, b, scales.data(), c0, c1, m0, next, acc);
@@ -370,8 +370,7 @@ void gemm(const QuantGemmArgs& a) {
         constexpr int MR = decltype(mr_tag)::value;
         vfloat out[MR];
         for (int i = 0; i < MR; ++i)
-          out[i] = join(acc_rows[2 * (m0 + i)], acc_rows[2 * (m0 + i) + 1]) +
-                   corrections[m0 + i];
+          out[i] = join(acc_rows[2 * (m0 + i)], acc_rows[2 * (m0 + i) + 1]) + corrections[m0 + i];
         store_tile<bf16, MR>(a, t, m0, out);
       });
     }

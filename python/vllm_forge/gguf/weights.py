@@ -207,6 +207,7 @@ def finalize(layer: torch.nn.Module, expected_rows: int, what: str) -> None:
     for i, part in enumerate(parts):
         names: dict[str, str] = {}
         w = part.weight
+        fields: dict[str, torch.Tensor | None]
         if isinstance(w, torch.Tensor):
             fields = {"weight": w}
         else:  # the kernels' tiled form, made once the rows are all here
