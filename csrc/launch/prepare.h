@@ -64,7 +64,8 @@ std::optional<TopkSoftmaxArgs> prepare_topk_softmax(at::Tensor& topk_weights, at
 
 // Quantised matmul -------------------------------------------------------------------
 
-// Columns of quant_gemm's qweight for rows of k weights: k (bits 8), 16 per 32 (bits 4).
+// Bytes per tile of quant_gemm's tiled qweight for k weights: 16 features x k padded to 32,
+// bits / 8 bytes each.
 int64_t quant_tiled_columns(int64_t k, int64_t bits);
 
 std::optional<QuantGemmArgs> prepare_quant_gemm(at::Tensor& out, const at::Tensor& x,
