@@ -52,7 +52,7 @@ def main() -> None:
             # quant_gemm: int4 with mins and bias, int8 without; K=300 ends inside a block.
             for bits, group, asym, m in ((4, 16, True, 1), (4, 128, True, 5), (8, 32, False, 3)):
                 with torch.device("cpu"):
-                    p = quantize_rtn(torch.randn(9, 300), bits, group, symmetric=not asym)
+                    p = quantize_rtn(torch.randn(9, 300), bits, group, symmetric=not asym).tiled()
                 bias = torch.randn(9, dtype=dtype) if asym else None
                 ops.quant_gemm(
                     torch.empty(m, 9, dtype=dtype),

@@ -132,7 +132,7 @@ def launches(dtype):
     ):
         p = quantize_rtn(
             torch.randn(8, 256), bits, group, symmetric=not asym, scale_dtype=scale_dtype
-        )
+        ).tiled()
         mins = p.mins if asym else None
         bias = torch.randn(8, dtype=dtype) if asym else None
         for m in (1, 32):
