@@ -28,7 +28,9 @@ if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64")
   set(FORGE_CPU_ISA_FLAGS_avx2 -mavx2 -mfma -mf16c)
   set(FORGE_CPU_ISA_FLAGS_avx512 -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx2 -mfma -mf16c
       -mprefer-vector-width=512)
-  set(FORGE_CPU_ISA_FLAGS_avx512bf16 ${FORGE_CPU_ISA_FLAGS_avx512} -mavx512bf16)
+  # Every CPU with AVX512-BF16 (Cooper Lake, Sapphire Rapids, Zen 4) has AVX512-VNNI too:
+  # quant_gemm's int8 path (quantize_x) uses it.
+  set(FORGE_CPU_ISA_FLAGS_avx512bf16 ${FORGE_CPU_ISA_FLAGS_avx512} -mavx512bf16 -mavx512vnni)
 endif()
 
 set(FORGE_CPU_KERNEL_OBJECTS)

@@ -48,12 +48,14 @@ TORCH_LIBRARY(vllm_forge, m) {
       "bool renormalize) -> ()");
 
   // Weight-only quantised matmul: out [M, N] = x [M, K] @ W^T (+ bias [N]), W [N, K] =
-  // scales * codes + mins per group of group_size k (python/vllm_forge/quant/format.py):
-  // bits 8: qweight int8 [N, K]; bits 4: qweight uint8 [N, ceil(K / 32) * 16]; scales and
-  // mins float32 or float16 [N, ceil(K / group_size)]. fp32 math.
+  // scales * codes + mins per group of group_size k, in the tiled form of
+  // python/vllm_forge/quant/format.py: qweight int8 (bits 8) | uint8 (bits 4)
+  // [ceil(N / 16), bytes per tile]; scales and mins float32 | float16 [ceil(N / 16),
+  // ceil(K / group_size), 16]. fp32 math. quantize_x: x rounded to int8 per block of
+  // min(32, group_size) k first (llama.cpp's Q8 activations), for int8 dot products.
   m.def(
       "quant_gemm(Tensor! out, Tensor x, Tensor qweight, Tensor scales, Tensor? mins, "
-      "Tensor? bias, int bits, int group_size) -> ()");
+      "Tensor? bias, int bits, int group_size, bool quantize_x=False) -> ()");
 
   // Collectives among the local ranks of a group, over one POSIX shared-memory segment
   // (csrc/cpu/shm_collectives.cpp). A group is made once (the returned handle names it);

@@ -155,6 +155,10 @@ struct QuantGemmArgs {
   int64_t k;
   int bits;        // 4 or 8
   int group_size;  // 16, 32, 64, 128 or 256
+  // x rounded to int8 per block of min(32, group_size) k first (llama.cpp's Q8
+  // activations; python/vllm_forge/ops/reference.py: quantize_x_int8), for int8 dot
+  // products. false: x as given.
+  bool quantize_x;
 };
 
 // W^T [k, n_end - n_begin] for features [n_begin, n_end) of W above (n_begin a multiple

@@ -1,5 +1,6 @@
 // CPU launcher for quant_gemm (checks: launch/quant_gemm.cpp, kernels:
-// cpu/kernels/quant_gemm.h). Two paths, chosen by quant_gemm_panel_rows():
+// cpu/kernels/quant_gemm.h). Two paths for x as given, chosen by quant_gemm_panel_rows()
+// (quantize_x always takes the fused kernel):
 // - few rows of x (decode, small batches): the fused kernel, which reads each weight byte
 //   once and dequantises it in registers: bound by the bytes of the weight;
 // - many rows (prefill): W is dequantised panel by panel into x's dtype (a few MB, kept in
@@ -33,14 +34,18 @@ int64_t quant_gemm_panel_rows(int64_t m, int64_t n, int64_t k, int64_t element_s
 
 void quant_gemm_cpu(at::Tensor& out, const at::Tensor& x, const at::Tensor& qweight,
                     const at::Tensor& scales, const std::optional<at::Tensor>& mins,
-                    const std::optional<at::Tensor>& bias, int64_t bits, int64_t group_size) {
+                    const std::optional<at::Tensor>& bias, int64_t bits, int64_t group_size,
+                    bool quantize_x) {
   FORGE_CHECK_CPU("quant_gemm", x);
   const std::optional<QuantGemmArgs> args =
-      prepare_quant_gemm(out, x, qweight, scales, mins, bias, bits, group_size);
+      prepare_quant_gemm(out, x, qweight, scales, mins, bias, bits, group_size, quantize_x);
   if (!args) return;
   static CallCounter counter("quant_gemm");
   counter.add();
-  const int64_t panel_rows = quant_gemm_panel_rows(args->m, args->n, args->k, x.element_size());
+  // int8 x: the fused kernel at every size (its int8 dot products are the point; panels
+  // would multiply in x's dtype).
+  const int64_t panel_rows =
+      quantize_x ? 0 : quant_gemm_panel_rows(args->m, args->n, args->k, x.element_size());
   if (panel_rows == 0 || args->k == 0) {
     FORGE_DISPATCH_FLOAT_TYPES("quant_gemm", x.scalar_type(), scalar_t,
                                [&] { cpu::kernels().of<scalar_t>().quant_gemm(*args); });

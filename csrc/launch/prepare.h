@@ -72,6 +72,11 @@ std::optional<QuantGemmArgs> prepare_quant_gemm(at::Tensor& out, const at::Tenso
                                                 const at::Tensor& qweight, const at::Tensor& scales,
                                                 const std::optional<at::Tensor>& mins,
                                                 const std::optional<at::Tensor>& bias, int64_t bits,
-                                                int64_t group_size);
+                                                int64_t group_size, bool quantize_x);
+
+// x [M, K] as quant_gemm's quantize_x sees it, in fp32: rounded to int8 per block of
+// min(32, group_size) k, times the block's scale (python/vllm_forge/ops/reference.py:
+// quantize_x_int8). For devices whose kernel multiplies x' instead of int8 codes.
+at::Tensor quantize_x_int8(const at::Tensor& x, int64_t group_size);
 
 }  // namespace forge

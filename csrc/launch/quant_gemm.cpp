@@ -1,7 +1,11 @@
 // quant_gemm's checks and arguments, for every device. The weight is in the tiled form
 // of python/vllm_forge/quant/format.py; a weight in any other layout (the row form, a
 // GGUF block array, GPTQ's packed int32) is refused by its dtype or shape here.
+#include <ATen/ATen.h>
 #include <ATen/MemoryOverlap.h>
+
+#include <algorithm>
+#include <limits>
 
 #include "common/checks.h"
 #include "launch/prepare.h"
@@ -16,7 +20,7 @@ std::optional<QuantGemmArgs> prepare_quant_gemm(at::Tensor& out, const at::Tenso
                                                 const at::Tensor& qweight, const at::Tensor& scales,
                                                 const std::optional<at::Tensor>& mins_opt,
                                                 const std::optional<at::Tensor>& bias_opt,
-                                                int64_t bits, int64_t group_size) {
+                                                int64_t bits, int64_t group_size, bool quantize_x) {
   constexpr const char* op = "quant_gemm";
   TORCH_CHECK(bits == 4 || bits == 8, op, ": bits must be 4 or 8, got ", bits);
   TORCH_CHECK(group_size == 16 || group_size == 32 || group_size == 64 || group_size == 128 ||
@@ -103,7 +107,21 @@ std::optional<QuantGemmArgs> prepare_quant_gemm(at::Tensor& out, const at::Tenso
   args.k = k;
   args.bits = static_cast<int>(bits);
   args.group_size = static_cast<int>(group_size);
+  args.quantize_x = quantize_x;
   return args;
+}
+
+at::Tensor quantize_x_int8(const at::Tensor& x, int64_t group_size) {
+  const int64_t block = std::min<int64_t>(group_size, 32), m = x.size(0), k = x.size(1);
+  const int64_t kp = (k + block - 1) / block * block;
+  const at::Tensor xf =
+      at::constant_pad_nd(x.to(at::kFloat), {0, kp - k}).view({m, kp / block, block});
+  const at::Tensor amax = xf.abs().amax(-1, /*keepdim=*/true);
+  const at::Tensor finite = at::isfinite(amax);
+  // A true division (the CPU kernel's 127 / max): Scalar / Tensor is reciprocal * 127.
+  const at::Tensor id = at::where(finite & (amax > 0), at::full_like(amax, 127.0) / amax, 0.0);
+  const at::Tensor d = at::where(finite, amax / 127.0, std::numeric_limits<float>::quiet_NaN());
+  return (at::round(xf * id) * d).view({m, kp}).narrow(1, 0, k);
 }
 
 }  // namespace forge

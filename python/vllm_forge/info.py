@@ -16,7 +16,7 @@ import vllm_forge
 from vllm_forge import extension, ops
 from vllm_forge.ops import spec
 from vllm_forge.platform.common import choose_platform, installed_vllm_version
-from vllm_forge.quant import selection
+from vllm_forge.quant import activations, selection
 
 # Instruction sets the CPU kernels care about, as /proc/cpuinfo names them.
 ISA_FLAGS = (
@@ -79,6 +79,7 @@ def collect(device_type: str = "cpu") -> dict:
         },
         "platform": {"class": choice.platform, "reason": choice.reason},
         "wna16_linear": dict(zip(("kernel", "reason"), selection.choice())),
+        "quant_activations": activations.describe(device_type),
         "ops": {
             op: {
                 "provider": c.provider,
@@ -104,6 +105,7 @@ def format_text(info: dict) -> str:
         f"platform: {info['platform']['class'] or 'declined'} ({info['platform']['reason']})",
         f"int4/int8 checkpoints (GPTQ, AWQ, compressed-tensors W4A16/W8A16) on cpu: "
         f"{info['wna16_linear']['kernel']} ({info['wna16_linear']['reason']})",
+        f"quantised linear layers' activations: {info['quant_activations']}",
         "ops (provider per op on cpu; order native,triton,torch unless FORGE_KERNELS* set it):",
     ]
     for op, c in info["ops"].items():

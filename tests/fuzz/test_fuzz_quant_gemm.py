@@ -31,7 +31,7 @@ from vllm_forge.quant.format import (
 # Relative to sum_k |x| |W| (the size of the terms, not of their sum), the larger of
 # tests/kernels/test_quant_gemm.py's and tests/triton/test_quant_gemm.py's.
 REL_TOL = {torch.float32: 1e-5, torch.bfloat16: 2e-2, torch.float16: 3e-3}
-OUT, X, QWEIGHT, SCALES, MINS, BIAS, BITS, GROUP = range(8)
+OUT, X, QWEIGHT, SCALES, MINS, BIAS, BITS, GROUP, QUANTIZE_X = range(9)
 
 
 def weight(m: Maker, n, k, bits, group, with_mins, scale_dtype, padded_rows):
@@ -73,13 +73,16 @@ def quant_cases(draw, small=False, nonfinite=False):
     x = m.input([rows, k], dtype, draw(st.sampled_from(INPUT_LAYOUTS)), scale=2)
     bias = m.input([n], dtype) if draw(st.booleans()) else None
     out = m.output([rows, n], dtype, draw(st.sampled_from(OUTPUT_LAYOUTS)))
-    return Case("quant_gemm", [out, x, qweight, scales, mins, bias, bits, group], outputs=(0,))
+    quantize_x = draw(st.booleans())
+    return Case(
+        "quant_gemm", [out, x, qweight, scales, mins, bias, bits, group, quantize_x], outputs=(0,)
+    )
 
 
 def assert_quant_agrees(provider: str, case: Case) -> None:
     """As tests/utils.assert_within_term_bound, where the values are finite."""
     ref = run_with_reference(provider, case)
-    out, x, qweight, scales, mins, bias, bits, group = case.args
+    out, x, qweight, scales, mins, bias, bits, group, quantize_x = case.args
     finite = assert_same_nonfinite(out, ref[OUT], f"{provider} quant_gemm")
     assert_untouched_padding(provider, case)
     if out.numel() == 0:

@@ -21,7 +21,16 @@ OTHERS = [isa for isa in RUNNABLE.split(",") if isa and isa != DEFAULT]
 
 # The CPU flags (as Linux names them in /proc/cpuinfo) each variant needs, best first.
 VARIANT_FLAGS = {
-    "avx512bf16": {"avx512f", "avx512bw", "avx512vl", "avx512dq", "fma", "f16c", "avx512_bf16"},
+    "avx512bf16": {
+        "avx512f",
+        "avx512bw",
+        "avx512vl",
+        "avx512dq",
+        "fma",
+        "f16c",
+        "avx512_bf16",
+        "avx512_vnni",
+    },
     "avx512": {"avx512f", "avx512bw", "avx512vl", "avx512dq", "fma", "f16c"},
     "avx2": {"avx2", "fma", "f16c"},
     "baseline": set(),

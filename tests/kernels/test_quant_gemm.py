@@ -8,6 +8,7 @@ import torch
 
 from tests.utils import assert_within_term_bound, quantized_weight
 from vllm_forge.ops import reference
+from vllm_forge.quant.activations import quantize_x_int8
 from vllm_forge.quant.format import GROUP_SIZES
 
 op = torch.ops.vllm_forge.quant_gemm.default
@@ -121,6 +122,100 @@ def test_nan_and_inf_propagate_to_their_row():
         out = torch.empty(m, 10)
         op(out, x, p.qweight, p.scales, p.mins, None, 8, 32)
         assert out[0].isnan().all() and not out[1:].isnan().any()
+
+
+# ---- quantize_x: x rounded to int8 per block first (quant/activations.py) ----------------
+
+
+def test_quantize_x_int8_rounds_half_to_even_per_block():
+    # One block of 32 with max 127: the codes are x itself rounded, ties to even.
+    x = torch.zeros(1, 40)
+    x[0, :6] = torch.tensor([127.0, -63.5, 0.5, 1.5, -2.5, 3.25])
+    x[0, 32:34] = torch.tensor([0.0, -0.0])  # an all-zero block: codes 0, no NaN
+    got = quantize_x_int8(x, 32)
+    assert got[0, :6].tolist() == [127.0, -64.0, 0.0, 2.0, -2.0, 3.0]
+    assert (got[0, 6:] == 0).all()
+    # group 16: blocks of 16, each with its own scale
+    y = torch.cat([torch.full((1, 16), 1.0), torch.full((1, 16), 100.0)], 1)
+    y[0, 0], y[0, 16] = 0.3, 0.3
+    got = quantize_x_int8(y, 16)
+    assert got[0, 0] == pytest.approx(round(0.3 * 127) / 127, rel=1e-6)
+    assert got[0, 16] == 0.0  # 0.3 * 127 / 100 rounds to 0
+
+
+@pytest.mark.parametrize("group", [16, 32, 128])
+def test_quantize_x_int8_error_is_half_a_step(group):
+    x = torch.randn(5, 300) * torch.logspace(-3, 3, 300)
+    got = quantize_x_int8(x, group)
+    block = min(group, 32)
+    pad = torch.nn.functional.pad(x, (0, 320 - 300)).view(5, -1, block).abs().amax(-1)
+    step = (pad / 127).repeat_interleave(block, 1)[:, :300]
+    assert ((got - x).abs() <= step * (0.5 + 1e-6)).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("bits", [4, 8])
+@pytest.mark.parametrize("m,n,k", SHAPES)
+def test_int8_x_matches_reference(dtype, bits, m, n, k):
+    for group, with_mins, scale_dtype in [
+        (32, True, torch.float16),
+        (16, False, torch.float32),
+        (256, True, torch.float32),
+    ]:
+        p = quantized_weight(n, k, bits, group, with_mins, scale_dtype, seed=m * 7 + n)
+        x = (torch.randn(m, k) * 2).to(dtype)
+        bias = torch.randn(n).to(dtype) if with_mins else None
+        ref = torch.empty(m, n, dtype=dtype)
+        reference.quant_gemm(ref, x, p.qweight, p.scales, p.mins, bias, bits, group, True)
+        out = torch.full((m, n), float("nan"), dtype=dtype)
+        op(out, x, p.qweight, p.scales, p.mins, bias, bits, group, True)
+        # fp32 sums of the same products (int32 per block on the VNNI path): the fp32 and
+        # output rounding (one ulp apart at most), inside REL_TOL's bf16-weight bound.
+        tol = {torch.float32: 2e-6, torch.bfloat16: 2**-7, torch.float16: 2**-10}[dtype]
+        assert_within_term_bound(out, ref, x, p, bias, tol)
+
+
+@pytest.mark.parametrize("m", [1, 8, 19])
+def test_int8_x_is_the_exact_product_of_rounded_x(m):
+    # The int8 path's answer is the exact path's on x' = quantize_x_int8(x): fp32 x'.
+    p = quantized_weight(40, 700, 4, 32, True, torch.float16, seed=m)
+    x = torch.randn(m, 700).to(torch.bfloat16)
+    got = torch.empty(m, 40)
+    op(got, x.float(), p.qweight, p.scales, p.mins, None, 4, 32, True)
+    exact = torch.empty(m, 40)
+    op(exact, quantize_x_int8(x, 32).contiguous(), p.qweight, p.scales, p.mins, None, 4, 32)
+    assert_within_term_bound(got, exact, x, p, None, 2e-6)
+
+
+def test_int8_x_nonfinite_makes_its_row_nan():
+    p = quantized_weight(20, 96, 4, 32, True, torch.float16)
+    for value in (float("inf"), float("nan")):
+        for m in (1, 5, 12):
+            x = torch.randn(m, 96).to(torch.bfloat16)
+            x[0, 40] = value
+            out = torch.empty(m, 20, dtype=torch.bfloat16)
+            op(out, x, p.qweight, p.scales, p.mins, None, 4, 32, True)
+            assert out[0].isnan().all() and out[1:].isfinite().all()
+
+
+def test_int8_x_opcheck():
+    for bits, group, with_mins in ((4, 32, True), (8, 16, False)):
+        p = quantized_weight(24, 96, bits, group, with_mins, torch.float16)
+        for m, dtype in ((1, torch.bfloat16), (40, torch.float32)):
+            torch.library.opcheck(
+                op,
+                (
+                    torch.empty(m, 24, dtype=dtype),
+                    torch.randn(m, 96).to(dtype),
+                    p.qweight,
+                    p.scales,
+                    p.mins,
+                    None,
+                    bits,
+                    group,
+                    True,
+                ),
+            )
 
 
 def test_empty():

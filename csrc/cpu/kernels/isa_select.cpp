@@ -36,7 +36,8 @@ std::vector<Candidate> candidates() {
                       __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
 #ifdef FORGE_HAVE_AVX512BF16
   out.push_back(
-      {"avx512bf16", &kernel_table_avx512bf16, avx512 && __builtin_cpu_supports("avx512bf16")});
+      {"avx512bf16", &kernel_table_avx512bf16,
+       avx512 && __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512vnni")});
 #endif
 #ifdef FORGE_HAVE_AVX512
   out.push_back({"avx512", &kernel_table_avx512, avx512});

@@ -1,7 +1,7 @@
 // The CPU kernels, compiled once per instruction set and picked at run time.
 //
 // kernel_table.cpp is compiled once per variant (cmake/cpu.cmake): AVX-512 with BF16
-// conversions, AVX-512 (F/BW/VL/DQ + FMA + F16C), AVX2 (+ FMA + F16C) and baseline
+// conversions and VNNI, AVX-512 (F/BW/VL/DQ + FMA + F16C), AVX2 (+ FMA + F16C) and baseline
 // x86-64 (or the target's default elsewhere), each into its own namespace. The first
 // call picks the best table the CPU supports; FORGE_CPU_ISA=avx512bf16|avx512|avx2|baseline
 // forces one (an error if the CPU lacks it): how the tests run every variant here.

@@ -20,10 +20,16 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <type_traits>
 #include <vector>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>  // _mm_cvtps_epi32 on the baseline variant
+#endif
 
 #include "common/kernel_args.h"
 #include "cpu/kernels/convert.h"
@@ -109,13 +115,149 @@ inline void for_row_blocks(int64_t m, Block block) {
   for (; m0 < m; ++m0) block(std::integral_constant<int, 1>{}, m0);
 }
 
-// ---- fp32 path --------------------------------------------------------------------------
+// ---- int8 x (QuantGemmArgs::quantize_x) ------------------------------------------------
 
-// x rows as fp32, padded with zeros to kp, in a per-thread buffer reused across calls.
+// x rounded to int8 per block of min(32, group_size) k, as llama.cpp's Q8 activations:
+// d = max|x| / 127, q = round-half-even(x * (127 / max|x|)) (0 when the max is 0), so
+// x ~ d q; a block whose max is not finite gets d = NaN (its rows' outputs are NaN).
+// Laid out for the int8 GEMM's broadcasts: word [k / 4][i] holds 4 consecutive k of row
+// i, so a block of rows reads its words at constant offsets. Per-thread buffers reused
+// across calls; k padded with zero codes to kp.
+struct Int8X {
+  const int32_t* q;   // [kp / 4][m] words of 4 int8
+  const float* d;     // [blocks][m]
+  const float* gsum;  // [groups][m]: sum over the group of d q (the mins' x sums)
+  int64_t m, kp, blocks, block, groups;
+
+  float value(int64_t i, int64_t k) const {  // d q of row i, k
+    int8_t c[4];
+    std::memcpy(c, q + k / 4 * m + i, 4);
+    return d[k / block * m + i] * c[k % 4];
+  }
+};
+
+inline int x_block(const QuantGemmArgs& a) { return std::min(a.group_size, kTileK); }
+
+typedef int32_t vi32 __attribute__((vector_size(kLanes * sizeof(int32_t))));
+typedef int8_t vi8 __attribute__((vector_size(kLanes)));
+
+// One block's 16 values of x as int8 codes (|v id| <= 127), and their sum. The product
+// is rounded to fp32 first, then to the nearest integer, ties to even (the conversion's
+// default mode), as the reference does: an add-and-subtract rounding trick would be fused
+// with the product into one FMA under -ffp-contract=fast and round ties differently.
+inline vi8 round_codes(vfloat v, float id, int32_t& sum) {
+  const vfloat p = v * id;
+  vi32 n;
+#if defined(__AVX512F__)
+  __m512 z;
+  std::memcpy(&z, &p, sizeof z);
+  const __m512i r = _mm512_cvtps_epi32(z);
+  std::memcpy(&n, &r, sizeof n);
+  sum += _mm512_reduce_add_epi32(r);
+#elif defined(__SSE2__)
+  for (int part = 0; part < 4; ++part) {
+    __m128 z;
+    std::memcpy(&z, reinterpret_cast<const float*>(&p) + 4 * part, sizeof z);
+    const __m128i r = _mm_cvtps_epi32(z);
+    std::memcpy(reinterpret_cast<int32_t*>(&n) + 4 * part, &r, sizeof r);
+  }
+  for (int l = 0; l < kLanes; ++l) sum += n[l];
+#else
+  for (int l = 0; l < kLanes; ++l) {
+    n[l] = static_cast<int32_t>(std::nearbyint(p[l]));
+    sum += n[l];
+  }
+#endif
+  return __builtin_convertvector(n, vi8);
+}
+
+// max |v| over both vectors, and whether every value is finite.
+inline float block_amax(vfloat v0, vfloat v1, bool& finite) {
+  const vfloat a0 = v0 < 0 ? -v0 : v0, a1 = v1 < 0 ? -v1 : v1;
+  const vfloat big = vfloat{} + std::numeric_limits<float>::max();
+#if defined(__AVX512F__)
+  __m512 z0, z1, zb;
+  std::memcpy(&z0, &a0, sizeof z0);
+  std::memcpy(&z1, &a1, sizeof z1);
+  std::memcpy(&zb, &big, sizeof zb);
+  finite = (_mm512_cmp_ps_mask(z0, zb, _CMP_LE_OQ) & _mm512_cmp_ps_mask(z1, zb, _CMP_LE_OQ)) ==
+           0xFFFF;  // false for inf and NaN
+  return _mm512_reduce_max_ps(_mm512_max_ps(z0, z1));
+#else
+  float amax = 0.f;
+  finite = true;
+  for (int l = 0; l < kLanes; ++l) {
+    finite &= a0[l] <= big[l] && a1[l] <= big[l];
+    amax = std::max(amax, std::max(a0[l], a1[l]));
+  }
+  return amax;
+#endif
+}
+
+template <typename T>
+inline Int8X quantize_x(const QuantGemmArgs& a) {
+  const int64_t m = a.m, kp = padded_k(a.k), block = x_block(a), blocks = kp / block;
+  const int64_t groups = num_groups(a), per_group = a.group_size / block;
+  thread_local std::vector<int32_t> q;
+  thread_local std::vector<float> d, gsum;
+  q.assign(kp / 4 * m, 0);
+  d.assign(blocks * m, 0.f);
+  gsum.resize(groups * m);
+  // The calling thread's buffers, by pointer: inside the parallel loop the names would
+  // be each worker's own thread_local vectors.
+  int32_t* const q_words = q.data();
+  float *const d_rows = d.data(), *const gsum_rows = gsum.data();
+  const T* x = static_cast<const T*>(a.x);
+  // Split by groups, not rows: the rows' words of 4 k share cache lines.
+#pragma omp parallel for schedule(static) if (m * a.k >= (1 << 13))
+  for (int64_t g = 0; g < groups; ++g)
+    for (int64_t i = 0; i < m; ++i) {
+      const T* row = x + i * a.x_stride_row;
+      float group_sum = 0.f;
+      for (int64_t b = g * per_group; b < (g + 1) * per_group && b * block < a.k; ++b) {
+        // The block's values in fp32, zero past k and past a block of 16.
+        const int64_t k0 = b * block, len = std::min<int64_t>(block, a.k - k0);
+        vfloat v[2] = {};
+        if (len == block) {
+          v[0] = load16(row + k0);
+          if (block == 2 * kLanes) v[1] = load16(row + k0 + kLanes);
+        } else {
+          alignas(64) float tail[2 * kLanes] = {};
+          for (int64_t j = 0; j < len; ++j) tail[j] = to_float(row[k0 + j]);
+          v[0] = load16(tail);
+          v[1] = load16(tail + kLanes);
+        }
+        bool finite;
+        const float amax = block_amax(v[0], v[1], finite);
+        const float id = finite && amax > 0.f ? 127.f / amax : 0.f;
+        int32_t sum = 0;
+        for (int h = 0; h * kLanes < block; ++h) {
+          const vi8 c = round_codes(v[h], id, sum);
+          for (int w = 0; w < kLanes / 4; ++w)  // word (k / 4, i)
+            std::memcpy(q_words + ((k0 + h * kLanes) / 4 + w) * m + i,
+                        reinterpret_cast<const char*>(&c) + 4 * w, 4);
+        }
+        const float db = finite ? amax / 127.f : std::numeric_limits<float>::quiet_NaN();
+        d_rows[b * m + i] = db;
+        group_sum += db * static_cast<float>(sum);
+      }
+      gsum_rows[g * m + i] = group_sum;
+    }
+  return {q_words, d_rows, gsum_rows, m, kp, blocks, block, groups};
+}
+
+// x rows as fp32 (or, with quantize_x, x's int8 rounding d q), padded with zeros to kp,
+// in a per-thread buffer reused across calls.
 template <typename T>
 inline const float* fp32_rows(const QuantGemmArgs& a, int64_t kp) {
   thread_local std::vector<float> xs;
   xs.assign(a.m * kp, 0.f);
+  if (a.quantize_x) {
+    const Int8X xq = quantize_x<T>(a);
+    for (int64_t i = 0; i < a.m; ++i)
+      for (int64_t k = 0; k < a.k; ++k) xs[i * kp + k] = xq.value(i, k);
+    return xs.data();
+  }
   const T* x = static_cast<const T*>(a.x);
   for (int64_t i = 0; i < a.m; ++i)
     for (int64_t k = 0; k < a.k; ++k) xs[i * kp + k] = to_float(x[i * a.x_stride_row + k]);
@@ -380,12 +522,126 @@ void gemm(const QuantGemmArgs& a) {
 }  // namespace dot
 #endif
 
+// ---- int8 path (quantize_x, AVX512-VNNI) ------------------------------------------------
+
+#if defined(__AVX512VNNI__)
+namespace int8 {
+
+constexpr int kMr8 = 8;  // rows of x per register block: 8 int32 + 8 + 8 fp32 vectors
+
+// sum += u (unsigned bytes) . the int32 at x broadcast, with the broadcast folded into
+// the instruction's memory operand ({1to16}); GCC 12 issues a separate vpbroadcastd.
+inline __m512i dpbusd_bcast(__m512i sum, __m512i u, const int32_t* x) {
+  asm("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(sum) : "v"(u), "m"(*x));
+  return sum;
+}
+
+// acc[i] (one fp32 lane per feature) = tile t's product with x's int8 rows m0 + i.
+// Per block of XB k of x: vpdpbusd sums 4 (unsigned code) x (signed x) products per lane
+// in int32, exactly; the block's sum times d goes to fp32, the group's times its scale.
+// int4 codes are 0..15 as stored. int8 codes are flipped to q + 128, unsigned, which adds
+// 128 s sum(d q) per group: taken back with the mins, coef = m - 128 s, times gsum.
+template <typename S, int BITS, int XB, int MR>
+inline void block(const QuantGemmArgs& a, const Int8X& xq, int64_t t, int64_t m0,
+                  __m512 (&acc)[MR]) {
+  constexpr int ck = chunk_k(BITS), chunks = XB / ck;
+  const int64_t m = xq.m, per_group = a.group_size / XB;
+  const int64_t blocks = (a.k + XB - 1) / XB;  // the rest meet x's zero codes
+  const uint8_t* codes = a.qweight + t * a.q_stride_tile;
+  const int32_t* words = xq.q + m0;  // row m0 + i's 4 k from k: words[k / 4 * m + i]
+  const __m512i low = _mm512_set1_epi8(0x0F), flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  const bool corrected = BITS == 8 || a.mins;
+  for (int i = 0; i < MR; ++i) acc[i] = _mm512_setzero_ps();
+  for (int64_t g = 0; g * per_group < blocks; ++g) {
+    __m512 part[MR];
+    for (int i = 0; i < MR; ++i) part[i] = _mm512_setzero_ps();
+    for (int64_t b = g * per_group; b < std::min(blocks, (g + 1) * per_group); ++b) {
+      __m512i sum[MR];
+      for (int i = 0; i < MR; ++i) sum[i] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+      for (int c = 0; c < chunks; ++c) {
+        const int64_t chunk = b * chunks + c;
+        prefetch(codes + chunk * kChunkBytes, kPrefetchBytes);
+        const __m512i w = _mm512_loadu_si512(codes + chunk * kChunkBytes);
+        const int32_t* x0 = words + chunk * (ck / 4) * m;
+        if constexpr (BITS == 4) {
+          const __m512i lo = _mm512_and_si512(w, low);
+          const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), low);
+          const int32_t* x1 = x0 + m;
+          for (int i = 0; i < MR; ++i) {
+            sum[i] = dpbusd_bcast(sum[i], lo, x0 + i);
+            sum[i] = dpbusd_bcast(sum[i], hi, x1 + i);
+          }
+        } else {
+          const __m512i u = _mm512_xor_si512(w, flip);
+          for (int i = 0; i < MR; ++i) sum[i] = dpbusd_bcast(sum[i], u, x0 + i);
+        }
+      }
+      const float* d = xq.d + b * m + m0;
+      for (int i = 0; i < MR; ++i)
+        // maskz with all lanes: the plain form trips GCC 12's -Wmaybe-uninitialized (105593).
+        part[i] = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, sum[i]), _mm512_set1_ps(d[i]),
+                                  part[i]);
+    }
+    const vfloat sv = group_vector<S>(a.scales, a, t, g);
+    vfloat cv = a.mins ? group_vector<S>(a.mins, a, t, g) : vfloat{};
+    if constexpr (BITS == 8) cv -= 128.f * sv;
+    __m512 s, coef;
+    std::memcpy(&s, &sv, sizeof s);
+    std::memcpy(&coef, &cv, sizeof coef);
+    const float* gsum = xq.gsum + g * m + m0;
+    for (int i = 0; i < MR; ++i) {
+      acc[i] = _mm512_fmadd_ps(part[i], s, acc[i]);
+      if (corrected) acc[i] = _mm512_fmadd_ps(coef, _mm512_set1_ps(gsum[i]), acc[i]);
+    }
+  }
+}
+
+template <typename T, typename S, int BITS, int XB>
+void gemm(const QuantGemmArgs& a, const Int8X& xq) {
+  const int64_t tiles = (a.n + kTileN - 1) / kTileN;
+#pragma omp parallel for schedule(static) if (a.m * a.n * a.k > (1 << 18))
+  for (int64_t t = 0; t < tiles; ++t) {
+    int64_t m0 = 0;
+    auto run = [&](auto mr_tag) {
+      constexpr int MR = decltype(mr_tag)::value;
+      __m512 acc[MR];
+      block<S, BITS, XB, MR>(a, xq, t, m0, acc);
+      vfloat out[MR];
+      std::memcpy(out, acc, sizeof out);
+      store_tile<T, MR>(a, t, m0, out);
+      m0 += MR;
+    };
+    while (m0 + kMr8 <= a.m) run(std::integral_constant<int, kMr8>{});
+    if (m0 + 4 <= a.m) run(std::integral_constant<int, 4>{});
+    if (m0 + 2 <= a.m) run(std::integral_constant<int, 2>{});
+    if (m0 < a.m) run(std::integral_constant<int, 1>{});
+  }
+}
+
 template <typename T, typename S, int BITS>
 void gemm(const QuantGemmArgs& a) {
+  const Int8X xq = quantize_x<T>(a);
+  xq.block == 16 ? gemm<T, S, BITS, 16>(a, xq) : gemm<T, S, BITS, 32>(a, xq);
+}
+
+}  // namespace int8
+#endif
+
+template <typename T, typename S, int BITS>
+void gemm(const QuantGemmArgs& a) {
+#if defined(__AVX512VNNI__)
+  if (a.quantize_x) {
+    int8::gemm<T, S, BITS>(a);
+    return;
+  }
+#endif
 #if defined(__AVX512BF16__)
   if constexpr (std::is_same_v<T, bf16>) {
-    dot::gemm<S, BITS>(a);
-    return;
+    if (!a.quantize_x) {
+      dot::gemm<S, BITS>(a);
+      return;
+    }
   }
 #endif
   gemm_fp32<T, S, BITS>(a);

@@ -23,6 +23,7 @@ from vllm.model_executor.layers.quantization.base_config import (
 
 from vllm_forge.gguf import weights
 from vllm_forge.ops import quant_gemm
+from vllm_forge.quant import activations
 from vllm_forge.quant.format import TiledWeight, gather_rows
 
 if TYPE_CHECKING:
@@ -41,6 +42,9 @@ def _apply_parts(
     if x2.stride(-1) != 1:
         x2 = x2.contiguous()
     parts: tuple[weights.PartLayout, ...] = getattr(layer, "gguf_parts")
+    # (for 16-bit x, for fp32 x): fixed at load (_choose_activations), constants to Dynamo.
+    int8_x: tuple[bool, bool] = getattr(layer, "gguf_quantize_x")
+    quantize_x = int8_x[1] if x.dtype == torch.float32 else int8_x[0]
     rows = sum(part.rows for part in parts)
     out = torch.empty(x2.shape[0], rows, dtype=x.dtype, device=x.device)
     for part in parts:
@@ -60,8 +64,15 @@ def _apply_parts(
             b,
             part.bits,
             part.group_size,
+            quantize_x,
         )
     return out.reshape(*lead, rows)
+
+
+def _choose_activations(layer: torch.nn.Module) -> None:
+    """Whether the layer's GEMMs round x to int8 (quant/activations.py), once, at load."""
+    device = next(layer.parameters(), torch.empty(0)).device
+    setattr(layer, "gguf_quantize_x", activations.choice(device.type))
 
 
 def _placeholder(layer: torch.nn.Module, loader) -> None:
@@ -154,6 +165,7 @@ class GGUFLinearMethod(QuantizeMethodBase):
         prefix: str = getattr(layer, "prefix")  # a LinearBase's
         weights.finalize(layer, sum(sizes), prefix)
         _drop_placeholder(layer)
+        _choose_activations(layer)
 
     def apply(
         self, layer: torch.nn.Module, x: torch.Tensor, bias: torch.Tensor | None = None
@@ -223,6 +235,7 @@ class GGUFEmbeddingMethod(QuantizeMethodBase):
             prefix: str = getattr(layer, "prefix")
             weights.finalize(layer, rows, prefix or "embedding")
         _drop_placeholder(layer)
+        _choose_activations(layer)
 
     def embedding(self, layer: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor:
         parts: tuple[weights.PartLayout, ...] = getattr(layer, "gguf_parts")

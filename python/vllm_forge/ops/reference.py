@@ -242,6 +242,7 @@ def quant_gemm(
     bias: torch.Tensor | None,
     bits: int,
     group_size: int,
+    quantize_x: bool = False,
 ) -> None:
     """Weight-only quantised matmul: out = x @ W^T (+ bias), in fp32.
 
@@ -249,7 +250,9 @@ def quant_gemm(
     qweight: the tiled form, int8 (bits 8) | uint8 (bits 4) [ceil(N/16), bytes per tile]
     scales, mins: float32 | float16 [ceil(N/16), ceil(K / group_size), 16]
     W [N, K] = scales * codes + mins per group (python/vllm_forge/quant/format.py).
+    quantize_x: x is first replaced by its int8 rounding, quant.activations.quantize_x_int8.
     """
+    from vllm_forge.quant.activations import quantize_x_int8
     from vllm_forge.quant.format import TiledWeight
 
     quant_checks.quant_gemm(out, x, qweight, scales, mins, bias, bits, group_size)
@@ -259,7 +262,7 @@ def quant_gemm(
     tiled = TiledWeight(qweight, scales, mins, bits, group_size, k, n)
     # With K = 0 the sums are empty (and there is no weight to unpack).
     w = tiled.dequantize() if k else torch.zeros(n, 0, device=x.device)
-    y = x.float() @ w.t()
+    y = (quantize_x_int8(x, group_size) if quantize_x else x.float()) @ w.t()
     if bias is not None:
         y = y + bias.float()
     out.copy_(y)

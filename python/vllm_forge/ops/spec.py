@@ -362,6 +362,7 @@ SPECS = (
             shape("bias", lambda a: [a["out"].shape[1]], "N = out.size(1)"),
         ),
         "GGUF and GPTQ/AWQ/compressed-tensors linear layers (vllm_forge.quant, .gguf)",
+        defaults={"quantize_x": False},
     ),
 )
 

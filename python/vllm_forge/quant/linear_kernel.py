@@ -305,6 +305,10 @@ class ForgeWNA16LinearKernel(MPLinearKernel):
         from vllm_forge import ops
 
         ops.choose("quant_gemm", qweight.device.type)
+        # (for 16-bit x, for fp32 x): fixed now, constants to Dynamo.
+        from vllm_forge.quant import activations
+
+        setattr(layer, "forge_quantize_x", activations.choice(qweight.device.type))
 
     def apply_weights(
         self, layer: torch.nn.Module, x: torch.Tensor, bias: torch.Tensor | None = None
@@ -312,6 +316,7 @@ class ForgeWNA16LinearKernel(MPLinearKernel):
         from vllm_forge.ops import quant_gemm
 
         qweight = getattr(layer, self.w_q_name)
+        int8_x: tuple[bool, bool] = getattr(layer, "forge_quantize_x")
         x2 = x.reshape(-1, x.shape[-1])
         if x2.stride(-1) != 1:
             x2 = x2.contiguous()
@@ -327,6 +332,7 @@ class ForgeWNA16LinearKernel(MPLinearKernel):
             bias,
             self.bits,
             self.group_size,
+            int8_x[1] if x.dtype == torch.float32 else int8_x[0],
         )
         return out.reshape(*x.shape[:-1], self.out_features)
 

@@ -21,6 +21,7 @@ import triton
 import triton.language as tl
 
 from vllm_forge.quant import checks
+from vllm_forge.quant.activations import quantize_x_int8
 from vllm_forge.triton import MIN_DOT, interpreting, next_power_of_2
 
 INT4_BLOCK = 32
@@ -118,12 +119,28 @@ def quant_gemm(
     bias: torch.Tensor | None,
     bits: int,
     group_size: int,
+    quantize_x: bool = False,
 ) -> None:
     """See vllm_forge.ops.reference.quant_gemm; the same checks and messages."""
     checks.quant_gemm(out, x, qweight, scales, mins, bias, bits, group_size)
     m, k = x.shape
     n = out.shape[1]
     if m == 0 or n == 0:
+        return
+    if quantize_x:
+        # No int8 dot-product kernel: x's int8 rounding in fp32 through the fp32 kernel.
+        out32 = torch.empty(m, n, dtype=torch.float32, device=out.device)
+        quant_gemm(
+            out32,
+            quantize_x_int8(x, group_size),
+            qweight,
+            scales,
+            mins,
+            None if bias is None else bias.float(),
+            bits,
+            group_size,
+        )
+        out.copy_(out32)
         return
     if k == 0:  # no weights to read: the sum is empty (and zero-size tensors have no pointer)
         if bias is None:
