@@ -7,11 +7,14 @@ import subprocess
 import sys
 
 
-def run_child(module: str, cfg: dict, plugin: bool, kv_cache_gib: str) -> dict:
-    """`python -m <module> --child <cfg>` with our plugin on or off; the dict it prints
-    after "RESULT "."""
+def run_child(
+    module: str, cfg: dict, plugin: bool, kv_cache_gib: str, env: dict | None = None
+) -> dict:
+    """`python -m <module> --child <cfg>` with our plugin on or off (and `env` added to the
+    environment); the dict it prints after "RESULT "."""
     env = dict(
         os.environ,
+        **(env or {}),
         VLLM_PLUGINS="forge" if plugin else "none",
         VLLM_CPU_KVCACHE_SPACE=os.environ.get("VLLM_CPU_KVCACHE_SPACE", kv_cache_gib),
         VLLM_LOGGING_LEVEL="WARNING",

@@ -2,8 +2,9 @@
 vllm-forge (weights packed, our quant_gemm) vs the same weights in bf16 through vLLM's
 builtin CPU platform (the GGUF dequantised by transformers into a Hugging Face folder),
 with short chat prompts and 128 new tokens, one stream (requests one after another) and
-16 concurrent streams (one generate() call of 16 requests). Reports output tokens/s of
-each and the ratios, and the engine's resident memory after loading; writes
+16 concurrent streams (one generate() call of 16 requests). Ours twice: the default
+activations (int8 for bf16 on a VNNI CPU, quant/activations.py) and the exact path
+(FORGE_QUANT_ACTIVATIONS=exact). Reports output tokens/s of each and the ratios, and the engine's resident memory after loading; writes
 benchmarks/results/e2e_gguf.csv. Start-up and compilation are excluded (a warm-up
 request runs first).
 
@@ -29,6 +30,17 @@ def engine_rss_mb() -> float:
     return sum(p.memory_info().rss for p in [me, *me.children(recursive=True)]) / 2**20
 
 
+def _activations(cfg: dict) -> str:
+    """What this process's quantised layers do with x (the plugin's choice), or "-"."""
+    import os
+
+    if os.environ.get("VLLM_PLUGINS") == "none":
+        return "-"
+    from vllm_forge.quant import activations
+
+    return activations.describe("cpu")
+
+
 def child(cfg: dict) -> None:
     from vllm import LLM, SamplingParams
 
@@ -50,7 +62,7 @@ def child(cfg: dict) -> None:
     ]
     params = SamplingParams(temperature=0.0, max_tokens=cfg["max_tokens"], ignore_eos=True)
     llm.generate(prompts[:2], SamplingParams(max_tokens=8), use_tqdm=False)  # warm-up
-    result = {"rss_mb": engine_rss_mb()}
+    result = {"rss_mb": engine_rss_mb(), "activations": _activations(cfg)}
     for streams in cfg["streams"]:
         batch = (prompts * ((streams + len(prompts) - 1) // len(prompts)))[:streams]
         start = time.perf_counter()
@@ -65,8 +77,8 @@ def child(cfg: dict) -> None:
     print("RESULT " + json.dumps(result))
 
 
-def run(cfg: dict, plugin: bool) -> dict:
-    return run_child("benchmarks.e2e.bench_gguf", cfg, plugin, kv_cache_gib="2")
+def run(cfg: dict, plugin: bool, env: dict | None = None) -> dict:
+    return run_child("benchmarks.e2e.bench_gguf", cfg, plugin, kv_cache_gib="2", env=env)
 
 
 def main() -> None:
@@ -94,11 +106,13 @@ def main() -> None:
     )
     builtin = run(dict(base, model=str(folder)), plugin=False)
     # vLLM 0.32 takes a folder holding one .gguf, not the file (see README: GGUF).
-    forge = run(
-        dict(base, model=str(gguf_file.parent), extra={"config_format": "forge_gguf"}), plugin=True
-    )
+    gguf_cfg = dict(base, model=str(gguf_file.parent), extra={"config_format": "forge_gguf"})
+    # The default (int8 activations for bf16 on a VNNI CPU) and the exact path.
+    forge = run(gguf_cfg, plugin=True, env={"FORGE_QUANT_ACTIVATIONS": "auto"})
+    exact = run(gguf_cfg, plugin=True, env={"FORGE_QUANT_ACTIVATIONS": "exact"})
     print("builtin (bf16 HF folder):", builtin)
-    print("forge (GGUF, packed):", forge)
+    print("forge (GGUF, packed, default activations):", forge)
+    print("forge (GGUF, packed, exact activations):", exact)
     rows = []
     for streams in base["streams"]:
         rows.append(
@@ -111,6 +125,9 @@ def main() -> None:
                 builtin_bf16_tok_s=round(builtin[f"tok_s_{streams}"], 1),
                 forge_gguf_tok_s=round(forge[f"tok_s_{streams}"], 1),
                 ratio=round(forge[f"tok_s_{streams}"] / builtin[f"tok_s_{streams}"], 3),
+                activations=forge["activations"],
+                forge_gguf_exact_tok_s=round(exact[f"tok_s_{streams}"], 1),
+                ratio_exact=round(exact[f"tok_s_{streams}"] / builtin[f"tok_s_{streams}"], 3),
                 builtin_rss_mb=round(builtin["rss_mb"]),
                 forge_rss_mb=round(forge["rss_mb"]),
                 machine=machine_line(),

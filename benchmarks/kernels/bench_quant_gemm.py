@@ -8,7 +8,9 @@ group 32 (GGUF Q4_K / Q4_1), int8 group 32 (GGUF Q8_0).
 Ours and the comparators run in alternating rounds on the same inputs (this host's
 neighbours move single runs by 10-40%); each reports its median round. Weight GB/s is
 the bytes of the packed weight (codes, scales, mins) per second, against this run's
-read bandwidth (a large tensor sum). x is bf16, as vLLM serves it.
+read bandwidth (a large tensor sum). x is bf16, as vLLM serves it. Ours twice: x as given
+(`forge`, exact) and x rounded to int8 per block (`forge_int8`, quantize_x: the VNNI
+path the layers use by default for bf16 models, quant/activations.py).
 
     python -m benchmarks.kernels.bench_quant_gemm [--quick] [--models 1b,8b] [--m 1,16]
 """
@@ -101,6 +103,9 @@ def main() -> None:
                         "forge": lambda: torch.ops.vllm_forge.quant_gemm(
                             out, x, tiled.qweight, tiled.scales, tiled.mins, None, bits, group
                         ),
+                        "forge_int8": lambda: torch.ops.vllm_forge.quant_gemm(
+                            out, x, tiled.qweight, tiled.scales, tiled.mins, None, bits, group, True
+                        ),
                         "torch_bf16": lambda: torch.mm(x, w_bf16.t()),
                     }
                     if vllm_w is not None:
@@ -118,13 +123,19 @@ def main() -> None:
                         format=fmt,
                         m=m,
                         forge_us=round(t["forge"] * 1e6, 1),
+                        forge_int8_us=round(t["forge_int8"] * 1e6, 1),
                         torch_bf16_us=round(t["torch_bf16"] * 1e6, 1),
                         x_torch_bf16=round(t["torch_bf16"] / t["forge"], 2),
+                        x_torch_bf16_int8=round(t["torch_bf16"] / t["forge_int8"], 2),
                         vllm_w4a16_us=round(t["vllm_w4a16"] * 1e6, 1) if "vllm_w4a16" in t else "",
                         x_vllm_w4a16=round(t["vllm_w4a16"] / t["forge"], 2)
                         if "vllm_w4a16" in t
                         else "",
+                        x_vllm_w4a16_int8=round(t["vllm_w4a16"] / t["forge_int8"], 2)
+                        if "vllm_w4a16" in t
+                        else "",
                         weight_gbs=round(gbs, 1),
+                        weight_gbs_int8=round(p.nbytes() / t["forge_int8"] / 1e9, 1),
                         pct_read_bw=round(100 * gbs / read_gbs, 1),
                         tflops=round(2 * m * n * k / t["forge"] / 1e12, 3),
                         read_gbs=round(read_gbs, 1),
@@ -145,6 +156,13 @@ def plot(rows: list[dict], path) -> None:
             sel = [r for r in rows if r["format"] == fmt and r["m"] == m]
             labels = [f"{r['model']}:{r['proj']}" for r in sel]
             axes[0].plot(labels, [r["x_torch_bf16"] for r in sel], marker="o", label=f"{fmt} M={m}")
+            axes[0].plot(
+                labels,
+                [r["x_torch_bf16_int8"] for r in sel],
+                marker="x",
+                ls="--",
+                label=f"{fmt} M={m} int8 x",
+            )
             vs = [r for r in sel if r["x_vllm_w4a16"] != ""]
             if vs:
                 axes[1].plot(

@@ -116,6 +116,10 @@ def main() -> int:
         print("\nvllm-forge did NOT serve attention (is the plugin active? see the log above)")
         return 1
     print("\nattention served by vllm-forge's paged_attention")
+    if sum(c.get("quant_gemm", 0) for c in totals.values()):
+        from vllm_forge.quant import activations
+
+        print(f"quantised linear layers on quant_gemm; activations: {activations.describe('cpu')}")
     if not args.eager and not sum(c.get("fused_add_rms_norm", 0) for c in totals.values()):
         print(
             "rms_norm / fused_add_rms_norm: vLLM's native norms, fused by Inductor when "

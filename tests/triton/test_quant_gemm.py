@@ -51,6 +51,28 @@ def check(x, p, bias, out=None, fn=None):
     return out
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("bits,group,with_mins", [(4, 32, True), (8, 16, False), (4, 256, True)])
+def test_quant_gemm_int8_x(dtype, bits, group, with_mins):
+    # quantize_x: the reference's int8 rounding of x, then the fp32 kernel on it.
+    for m, n, k in ((1, 33, 300), (20, 16, 96)):
+        p = quantized_weight(n, k, bits, group, with_mins, torch.float16, seed=m + k)
+        x = torch.randn(m, k).to(dtype)
+        bias = torch.randn(n).to(dtype) if with_mins else None
+        ref = torch.empty(m, n, dtype=dtype)
+        reference.quant_gemm(ref, x, p.qweight, p.scales, p.mins, bias, bits, group, True)
+        out = torch.empty(m, n, dtype=dtype, device=DEVICE)
+        triton_op()(out, *on_device(x, p.qweight, p.scales, p.mins, bias), bits, group, True)
+        tol = {torch.float32: 1e-5, torch.bfloat16: 2**-7}[dtype]
+        assert_within_term_bound(out, ref, x, p, bias, tol)
+    x = torch.randn(2, 96)
+    x[1, 7] = float("inf")
+    p = quantized_weight(16, 96, 4, 32, True, torch.float16)
+    out = torch.empty(2, 16, device=DEVICE)
+    triton_op()(out, *on_device(x, p.qweight, p.scales, p.mins, None), 4, 32, True)
+    assert out[0].isfinite().all() and out[1].isnan().all()
+
+
 def _strided_like(t):
     base = torch.full((t.shape[0], t.stride(0)), float("nan"), dtype=t.dtype, device=DEVICE)
     return base[:, : t.shape[1]]

@@ -43,7 +43,7 @@ def mode() -> str:
     return value
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _native_int8_kernel(device_type: str) -> bool:
     """Whether quant_gemm on `device_type` runs our native CPU kernel with VNNI."""
     from vllm_forge import extension, ops
