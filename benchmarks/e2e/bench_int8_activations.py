@@ -1,5 +1,5 @@
-"""What quant_gemm's int8 activations (quantize_x, the default for bf16 GGUF models on a
-VNNI CPU: quant/activations.py) cost in accuracy, beside llama.cpp's own on the same file.
+"""What quant_gemm's int8 activations (quantize_x, FORGE_QUANT_ACTIVATIONS=int8:
+quant/activations.py) cost in accuracy, beside llama.cpp's own on the same file.
 
 SmolLM2-135M-Instruct's Q4_1 GGUF through vLLM + vllm-forge, compiled; the reference is the
 exact path in fp32 (FORGE_QUANT_ACTIVATIONS=exact: the GGUF's weights multiplied exactly,

@@ -9,8 +9,8 @@ Ours and the comparators run in alternating rounds on the same inputs (this host
 neighbours move single runs by 10-40%); each reports its median round. Weight GB/s is
 the bytes of the packed weight (codes, scales, mins) per second, against this run's
 read bandwidth (a large tensor sum). x is bf16, as vLLM serves it. Ours twice: x as given
-(`forge`, exact) and x rounded to int8 per block (`forge_int8`, quantize_x: the VNNI
-path the layers use by default for bf16 models, quant/activations.py).
+(`forge`, exact, the default) and x rounded to int8 per block (`forge_int8`, quantize_x:
+the VNNI path, FORGE_QUANT_ACTIVATIONS=int8, quant/activations.py).
 
     python -m benchmarks.kernels.bench_quant_gemm [--quick] [--models 1b,8b] [--m 1,16]
 """

@@ -198,6 +198,16 @@ def test_int8_x_nonfinite_makes_its_row_nan():
             assert out[0].isnan().all() and out[1:].isfinite().all()
 
 
+def test_int8_x_empty_and_k_zero():
+    p = quantized_weight(8, 64, 4, 32, True, torch.float16)
+    op(torch.empty(0, 8), torch.empty(0, 64), p.qweight, p.scales, p.mins, None, 4, 32, True)
+    out = torch.full((3, 8), float("nan"))
+    bias = torch.randn(8)
+    empty_q = torch.zeros(1, 0, dtype=torch.int8)
+    op(out, torch.empty(3, 0), empty_q, torch.ones(1, 0, 16), None, bias, 8, 32, True)
+    assert torch.equal(out, bias.expand(3, 8))
+
+
 def test_int8_x_opcheck():
     for bits, group, with_mins in ((4, 32, True), (8, 16, False)):
         p = quantized_weight(24, 96, bits, group, with_mins, torch.float16)

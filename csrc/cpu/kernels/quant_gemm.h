@@ -124,9 +124,9 @@ inline void for_row_blocks(int64_t m, Block block) {
 // i, so a block of rows reads its words at constant offsets. Per-thread buffers reused
 // across calls; k padded with zero codes to kp.
 struct Int8X {
-  const int32_t* q;   // [kp / 4][m] words of 4 int8
-  const float* d;     // [blocks][m]
-  const float* gsum;  // [groups][m]: sum over the group of d q (the mins' x sums)
+  int32_t* q;   // [kp / 4][m] words of 4 int8
+  float* d;     // [blocks][m]
+  float* gsum;  // [groups][m]: sum over the group of d q (the mins' x sums)
   int64_t m, kp, blocks, block, groups;
 
   float value(int64_t i, int64_t k) const {  // d q of row i, k
@@ -194,56 +194,66 @@ inline float block_amax(vfloat v0, vfloat v1, bool& finite) {
 #endif
 }
 
-template <typename T>
-inline Int8X quantize_x(const QuantGemmArgs& a) {
+// The calling thread's buffers for x's codes, sized for `a` (filled by quantize_group).
+inline Int8X int8_buffers(const QuantGemmArgs& a) {
   const int64_t m = a.m, kp = padded_k(a.k), block = x_block(a), blocks = kp / block;
-  const int64_t groups = num_groups(a), per_group = a.group_size / block;
+  const int64_t groups = num_groups(a);
   thread_local std::vector<int32_t> q;
   thread_local std::vector<float> d, gsum;
-  q.assign(kp / 4 * m, 0);
-  d.assign(blocks * m, 0.f);
+  q.resize(kp / 4 * m);
+  d.resize(blocks * m);
   gsum.resize(groups * m);
-  // The calling thread's buffers, by pointer: inside the parallel loop the names would
-  // be each worker's own thread_local vectors.
-  int32_t* const q_words = q.data();
-  float *const d_rows = d.data(), *const gsum_rows = gsum.data();
+  // By pointer: inside a parallel region the names would be each worker's own vectors.
+  return {q.data(), d.data(), gsum.data(), m, kp, blocks, block, groups};
+}
+
+// Group g's blocks of every row of x into xq (the last group also zeroes the padding
+// blocks up to kp). Groups are independent: threads split them (not rows: the rows'
+// words of 4 k share cache lines).
+template <typename T>
+inline void quantize_group(const QuantGemmArgs& a, const Int8X& xq, int64_t g) {
+  const int64_t m = a.m, block = xq.block, per_group = a.group_size / block;
+  const int64_t b_end = g + 1 == xq.groups ? xq.blocks : (g + 1) * per_group;
   const T* x = static_cast<const T*>(a.x);
-  // Split by groups, not rows: the rows' words of 4 k share cache lines.
-#pragma omp parallel for schedule(static) if (m * a.k >= (1 << 13))
-  for (int64_t g = 0; g < groups; ++g)
-    for (int64_t i = 0; i < m; ++i) {
-      const T* row = x + i * a.x_stride_row;
-      float group_sum = 0.f;
-      for (int64_t b = g * per_group; b < (g + 1) * per_group && b * block < a.k; ++b) {
-        // The block's values in fp32, zero past k and past a block of 16.
-        const int64_t k0 = b * block, len = std::min<int64_t>(block, a.k - k0);
-        vfloat v[2] = {};
-        if (len == block) {
-          v[0] = load16(row + k0);
-          if (block == 2 * kLanes) v[1] = load16(row + k0 + kLanes);
-        } else {
-          alignas(64) float tail[2 * kLanes] = {};
-          for (int64_t j = 0; j < len; ++j) tail[j] = to_float(row[k0 + j]);
-          v[0] = load16(tail);
-          v[1] = load16(tail + kLanes);
-        }
-        bool finite;
-        const float amax = block_amax(v[0], v[1], finite);
-        const float id = finite && amax > 0.f ? 127.f / amax : 0.f;
-        int32_t sum = 0;
-        for (int h = 0; h * kLanes < block; ++h) {
-          const vi8 c = round_codes(v[h], id, sum);
-          for (int w = 0; w < kLanes / 4; ++w)  // word (k / 4, i)
-            std::memcpy(q_words + ((k0 + h * kLanes) / 4 + w) * m + i,
-                        reinterpret_cast<const char*>(&c) + 4 * w, 4);
-        }
-        const float db = finite ? amax / 127.f : std::numeric_limits<float>::quiet_NaN();
-        d_rows[b * m + i] = db;
-        group_sum += db * static_cast<float>(sum);
+  for (int64_t i = 0; i < m; ++i) {
+    const T* row = x + i * a.x_stride_row;
+    float group_sum = 0.f;
+    for (int64_t b = g * per_group; b < b_end; ++b) {
+      // The block's values in fp32, zero past k and past a block of 16.
+      const int64_t k0 = b * block, len = std::clamp<int64_t>(a.k - k0, 0, block);
+      vfloat v[2] = {};
+      if (len == block) {
+        v[0] = load16(row + k0);
+        if (block == 2 * kLanes) v[1] = load16(row + k0 + kLanes);
+      } else if (len > 0) {
+        alignas(64) float tail[2 * kLanes] = {};
+        for (int64_t j = 0; j < len; ++j) tail[j] = to_float(row[k0 + j]);
+        v[0] = load16(tail);
+        v[1] = load16(tail + kLanes);
       }
-      gsum_rows[g * m + i] = group_sum;
+      bool finite;
+      const float amax = block_amax(v[0], v[1], finite);
+      const float id = finite && amax > 0.f ? 127.f / amax : 0.f;
+      int32_t sum = 0;
+      for (int h = 0; h * kLanes < block; ++h) {
+        const vi8 c = round_codes(v[h], id, sum);
+        for (int w = 0; w < kLanes / 4; ++w)  // word (k / 4, i)
+          std::memcpy(xq.q + ((k0 + h * kLanes) / 4 + w) * m + i,
+                      reinterpret_cast<const char*>(&c) + 4 * w, 4);
+      }
+      const float db = finite ? amax / 127.f : std::numeric_limits<float>::quiet_NaN();
+      xq.d[b * m + i] = db;
+      group_sum += db * static_cast<float>(sum);
     }
-  return {q_words, d_rows, gsum_rows, m, kp, blocks, block, groups};
+    xq.gsum[g * m + i] = group_sum;
+  }
+}
+
+template <typename T>
+inline Int8X quantize_x(const QuantGemmArgs& a) {
+  const Int8X xq = int8_buffers(a);
+  for (int64_t g = 0; g < xq.groups; ++g) quantize_group<T>(a, xq, g);
+  return xq;
 }
 
 // x rows as fp32 (or, with quantize_x, x's int8 rounding d q), padded with zeros to kp,
@@ -597,31 +607,47 @@ inline void block(const QuantGemmArgs& a, const Int8X& xq, int64_t t, int64_t m0
   }
 }
 
+// One parallel region: the threads quantise x's groups, then (after the loop's barrier)
+// split the tiles; a second region would cost another fork and join per call. Rows go
+// in panels whose codes stay in L2 (kPanelBytes): each tile reads its panel's x from
+// cache, and the weight is read once per panel (once in all for decode's few rows).
+constexpr int64_t kPanelBytes = 256 << 10;
+
 template <typename T, typename S, int BITS, int XB>
 void gemm(const QuantGemmArgs& a, const Int8X& xq) {
   const int64_t tiles = (a.n + kTileN - 1) / kTileN;
-#pragma omp parallel for schedule(static) if (a.m * a.n * a.k > (1 << 18))
-  for (int64_t t = 0; t < tiles; ++t) {
-    int64_t m0 = 0;
-    auto run = [&](auto mr_tag) {
-      constexpr int MR = decltype(mr_tag)::value;
-      __m512 acc[MR];
-      block<S, BITS, XB, MR>(a, xq, t, m0, acc);
-      vfloat out[MR];
-      std::memcpy(out, acc, sizeof out);
-      store_tile<T, MR>(a, t, m0, out);
-      m0 += MR;
-    };
-    while (m0 + kMr8 <= a.m) run(std::integral_constant<int, kMr8>{});
-    if (m0 + 4 <= a.m) run(std::integral_constant<int, 4>{});
-    if (m0 + 2 <= a.m) run(std::integral_constant<int, 2>{});
-    if (m0 < a.m) run(std::integral_constant<int, 1>{});
+  const int64_t panel =
+      std::max<int64_t>(kMr8, kPanelBytes / std::max<int64_t>(xq.kp, 1) / kMr8 * kMr8);
+#pragma omp parallel if (a.m * a.n * a.k > (1 << 18))
+  {
+#pragma omp for schedule(static)
+    for (int64_t g = 0; g < xq.groups; ++g) quantize_group<T>(a, xq, g);
+    for (int64_t p0 = 0; p0 < a.m; p0 += panel) {
+      const int64_t p1 = std::min(a.m, p0 + panel);
+#pragma omp for schedule(static)
+      for (int64_t t = 0; t < tiles; ++t) {
+        int64_t m0 = p0;
+        auto run = [&](auto mr_tag) {
+          constexpr int MR = decltype(mr_tag)::value;
+          __m512 acc[MR];
+          block<S, BITS, XB, MR>(a, xq, t, m0, acc);
+          vfloat out[MR];
+          std::memcpy(out, acc, sizeof out);
+          store_tile<T, MR>(a, t, m0, out);
+          m0 += MR;
+        };
+        while (m0 + kMr8 <= p1) run(std::integral_constant<int, kMr8>{});
+        if (m0 + 4 <= p1) run(std::integral_constant<int, 4>{});
+        if (m0 + 2 <= p1) run(std::integral_constant<int, 2>{});
+        if (m0 < p1) run(std::integral_constant<int, 1>{});
+      }
+    }
   }
 }
 
 template <typename T, typename S, int BITS>
 void gemm(const QuantGemmArgs& a) {
-  const Int8X xq = quantize_x<T>(a);
+  const Int8X xq = int8_buffers(a);
   xq.block == 16 ? gemm<T, S, BITS, 16>(a, xq) : gemm<T, S, BITS, 32>(a, xq);
 }
 

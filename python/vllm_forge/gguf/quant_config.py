@@ -42,9 +42,8 @@ def _apply_parts(
     if x2.stride(-1) != 1:
         x2 = x2.contiguous()
     parts: tuple[weights.PartLayout, ...] = getattr(layer, "gguf_parts")
-    # (for 16-bit x, for fp32 x): fixed at load (_choose_activations), constants to Dynamo.
-    int8_x: tuple[bool, bool] = getattr(layer, "gguf_quantize_x")
-    quantize_x = int8_x[1] if x.dtype == torch.float32 else int8_x[0]
+    # Fixed at load (_choose_activations): a constant to Dynamo.
+    quantize_x: bool = getattr(layer, "gguf_quantize_x")
     rows = sum(part.rows for part in parts)
     out = torch.empty(x2.shape[0], rows, dtype=x.dtype, device=x.device)
     for part in parts:
@@ -71,8 +70,7 @@ def _apply_parts(
 
 def _choose_activations(layer: torch.nn.Module) -> None:
     """Whether the layer's GEMMs round x to int8 (quant/activations.py), once, at load."""
-    device = next(layer.parameters(), torch.empty(0)).device
-    setattr(layer, "gguf_quantize_x", activations.choice(device.type))
+    setattr(layer, "gguf_quantize_x", activations.quantize_x())
 
 
 def _placeholder(layer: torch.nn.Module, loader) -> None:

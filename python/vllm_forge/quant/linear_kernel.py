@@ -305,10 +305,10 @@ class ForgeWNA16LinearKernel(MPLinearKernel):
         from vllm_forge import ops
 
         ops.choose("quant_gemm", qweight.device.type)
-        # (for 16-bit x, for fp32 x): fixed now, constants to Dynamo (one kernel per layer).
+        # Fixed now, a constant to Dynamo (one kernel object per layer).
         from vllm_forge.quant import activations
 
-        self.quantize_x = activations.choice(qweight.device.type)
+        self.quantize_x = activations.quantize_x()
 
     def apply_weights(
         self, layer: torch.nn.Module, x: torch.Tensor, bias: torch.Tensor | None = None
@@ -316,7 +316,6 @@ class ForgeWNA16LinearKernel(MPLinearKernel):
         from vllm_forge.ops import quant_gemm
 
         qweight = getattr(layer, self.w_q_name)
-        int8_x = self.quantize_x
         x2 = x.reshape(-1, x.shape[-1])
         if x2.stride(-1) != 1:
             x2 = x2.contiguous()
@@ -332,7 +331,7 @@ class ForgeWNA16LinearKernel(MPLinearKernel):
             bias,
             self.bits,
             self.group_size,
-            int8_x[1] if x.dtype == torch.float32 else int8_x[0],
+            self.quantize_x,
         )
         return out.reshape(*x.shape[:-1], self.out_features)
 
