@@ -4,10 +4,13 @@
 // 64-byte chunks whose 32-bit lane l holds 4 k of feature 16 t + l) and dequantised in
 // registers. The launcher (cpu/quant_gemm.cpp) sends many rows of x (prefill) to panels
 // of W dequantised by quant_dequantize_kernel and multiplied by torch's GEMM; this file's
-// GEMM serves the rest (decode, small batches). OpenMP splits the tiles.
+// GEMM serves the rest (decode, small batches) and every quantize_x call. OpenMP splits
+// the tiles.
 //
-// Two GEMM paths, both with one fp32 accumulator lane per output feature (no horizontal
+// Three GEMM paths, all with one fp32 accumulator lane per output feature (no horizontal
 // sums, and a group's 16 scales are one vector load):
+// - int8 (quantize_x with AVX512-VNNI): x rounded to int8 per block (Int8X), multiplied
+//   by the codes with vpdpbusd in int32 per block, then scaled in fp32 (namespace int8);
 // - dot (bf16 x with AVX512-BF16): each tile's codes are first unpacked into a buffer as
 //   the bf16 numbers 128 + q (int4: one logic op per 32 codes, exact) or q (int8, via
 //   fp32, exact), then every block of rows of x multiplies them with vdpbf16ps (x's pairs
