@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.engine import process_env
 from vllm_forge import report
 from vllm_forge.tiny_model import CORPUS, make_tiny_model
 
@@ -92,6 +93,7 @@ def generate(
     prompts=PROMPTS,
     max_tokens=24,
     env: dict | None = None,
+    multiprocess: bool = False,
 ) -> dict:
     tag = f"{'forge' if plugin else 'builtin'}-{dtype}-{'eager' if eager else 'compiled'}"
     config = tmp / f"{tag}.json"
@@ -117,6 +119,7 @@ def generate(
         VLLM_CPU_KVCACHE_SPACE="1",
         VLLM_PLUGINS="forge" if plugin else "none",
         FORGE_KERNEL_REPORT_DIR=str(counts_dir),
+        **process_env(multiprocess),
         **(env or {}),
     )
     proc = subprocess.run(
@@ -234,6 +237,7 @@ def test_tensor_parallel_2_uses_our_all_reduce(models, builtin_runs, tmp_path):
         prompts=PROMPTS[:4],
         max_tokens=12,
         env={"VLLM_CPU_OMP_THREADS_BIND": "0|1"},
+        multiprocess=True,
     )
     assert run["platform"] == "ForgeCpuPlatform"
     native = run["counts"].get("native", {})

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.engine import process_env
 from tests.gguf.tiny_gguf import write_tiny_gguf
 from vllm_forge.gguf.export import (
     CHAT_QUESTIONS,
@@ -116,6 +117,7 @@ def generate(
     env: dict | None = None,
     max_model_len: int = 1024,
     text_ids: list | None = None,
+    multiprocess: bool = False,
 ) -> dict:
     config, out = tmp / f"{tag}.json", tmp / f"{tag}.out.json"
     config.write_text(
@@ -137,6 +139,7 @@ def generate(
         VLLM_CPU_KVCACHE_SPACE="1",
         VLLM_PLUGINS="forge" if plugin else "none",
         FORGE_GGUF_REGISTER="1" if plugin and not entry_point_installed() else "0",
+        **process_env(multiprocess),
         **(env or {}),
     )
     proc = subprocess.run(
@@ -329,6 +332,7 @@ def test_gguf_tensor_parallel_3_matches_one_rank(reference_folder, builtin_run, 
         plugin=True,
         extra=flags,
         env={"VLLM_CPU_OMP_THREADS_BIND": "0|1|1"},
+        multiprocess=True,
     )
     check_matches(ours, builtin_run)
 

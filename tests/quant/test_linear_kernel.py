@@ -558,6 +558,7 @@ def run_engine(
 ) -> dict:
     """One engine in a subprocess (this file's __main__): greedy tokens, top-2 logprobs,
     and the per-op counts of our kernels."""
+    from tests.e2e.engine import process_env  # here: this file is also the engine script
     from vllm_forge import report
 
     config, out, counts = tmp / f"{tag}.json", tmp / f"{tag}.out.json", tmp / f"{tag}.counts"
@@ -573,7 +574,7 @@ def run_engine(
         VLLM_PLUGINS="forge" if forge else "none",
         FORGE_KERNEL_REPORT_DIR=str(counts),
         # Engine core and worker in this process, where register() runs.
-        VLLM_ENABLE_V1_MULTIPROCESSING="0",
+        **process_env(multiprocess=False),
     )
     env.pop("VLLM_DISABLED_KERNELS", None)  # our platform's choice, not the caller's
     proc = subprocess.run(
