@@ -6,10 +6,17 @@ with short chat prompts and 128 new tokens, one stream (requests one after anoth
 (the default) and int8 activations (FORGE_QUANT_ACTIVATIONS=int8, quant/activations.py;
 forge_gguf_tok_s and ratio are that run's, the exact run's are *_exact). Reports output tokens/s of each and the ratios, and the engine's resident memory after loading; writes
 benchmarks/results/e2e_gguf.csv. Start-up and compilation are excluded (a warm-up
-request runs first).
+request runs first). With --llamacpp, llama.cpp on the same file in the same run (its
+llama-bench tg128 for one stream, llama-batched-bench for more: bench_llamacpp.py, same
+threads) and our ratios to it.
 
   python -m benchmarks.e2e.bench_gguf [--gguf FILE] [--streams 1,16] [--max-tokens 128]
-                                      [--dtype bfloat16] [--eager]
+                                      [--dtype bfloat16] [--eager] [--llamacpp]
+
+The 1B-class synthetic file (benchmarks/e2e/synthetic_gguf.py, written once):
+
+  python -m benchmarks.e2e.bench_gguf --llamacpp \
+      --gguf "$(python -m benchmarks.e2e.synthetic_gguf --type Q4_0)"
 """
 
 import argparse
@@ -81,6 +88,29 @@ def run(cfg: dict, plugin: bool, env: dict | None = None) -> dict:
     return run_child("benchmarks.e2e.bench_gguf", cfg, plugin, kv_cache_gib="2", env=env)
 
 
+def llamacpp_tok_s(gguf_file: Path, streams: list[int]) -> dict:
+    """llama.cpp's generation tokens/s on the file per stream count, with our threads."""
+    import torch
+
+    from benchmarks.e2e.bench_llamacpp import batched_bench, built_tools, llama_bench
+
+    bin_dir, threads = built_tools(), torch.get_num_threads()
+    result = {}
+    for n in streams:
+        if n == 1:
+            result[n] = llama_bench(bin_dir, gguf_file, threads)["tg128_tok_s"]
+        else:
+            result[n] = batched_bench(bin_dir, gguf_file, threads, n)
+        print(f"llama.cpp, {n} stream(s): {result[n]} tok/s")
+    return result
+
+
+def ratio(ours: dict, llamacpp: dict, streams: int) -> float | str:
+    if streams not in llamacpp:
+        return ""
+    return round(ours[f"tok_s_{streams}"] / llamacpp[streams], 3)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--child")
@@ -89,6 +119,7 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--dtype", default="bfloat16")
     parser.add_argument("--eager", action="store_true")
+    parser.add_argument("--llamacpp", action="store_true", help="llama.cpp in the same run")
     args = parser.parse_args()
     if args.child:
         child(json.loads(args.child))
@@ -113,6 +144,7 @@ def main() -> None:
     print("builtin (bf16 HF folder):", builtin)
     print("forge (GGUF, packed, int8 activations):", forge)
     print("forge (GGUF, packed, exact activations):", exact)
+    llamacpp = llamacpp_tok_s(gguf_file, base["streams"]) if args.llamacpp else {}
     rows = []
     for streams in base["streams"]:
         rows.append(
@@ -128,6 +160,9 @@ def main() -> None:
                 activations=forge["activations"],
                 forge_gguf_exact_tok_s=round(exact[f"tok_s_{streams}"], 1),
                 ratio_exact=round(exact[f"tok_s_{streams}"] / builtin[f"tok_s_{streams}"], 3),
+                llamacpp_tok_s=llamacpp.get(streams, ""),
+                ratio_llamacpp=ratio(forge, llamacpp, streams),
+                ratio_llamacpp_exact=ratio(exact, llamacpp, streams),
                 builtin_rss_mb=round(builtin["rss_mb"]),
                 forge_rss_mb=round(forge["rss_mb"]),
                 machine=machine_line(),

@@ -1,9 +1,12 @@
 """quant_gemm: ours vs (a) torch's GEMM on the dequantised bf16 weight (what vLLM runs for
 an unquantised bf16 model), (b) vLLM's own W4A16 CPU kernel (torch.ops._C.cpu_gemm_wna16,
-its GPTQ/AWQ path) on the same logical int4 weights, over the projection shapes of a
-1B- and an 8B-class Llama and M = 1, 4, 16, 64, 512 (decode to prefill), for three
-formats: int4 symmetric group 32 (GGUF Q4_0, GPTQ sym), int4 with fp32 scales and mins
-group 32 (GGUF Q4_K / Q4_1), int8 group 32 (GGUF Q8_0).
+its GPTQ/AWQ path) on the same logical int4 weights, (c) llama.cpp's ggml matmul on the
+same float weights quantised by gguf to the matching GGUF type (Q4_0, Q4_1, Q8_0; x in
+fp32 as llama.cpp keeps it, rounded by ggml to 8 bits inside its timed call;
+ggml_matmul.py, built once in benchmarks/.cache; `--no-ggml` skips it), over the
+projection shapes of a 1B- and an 8B-class Llama and M = 1, 4, 16, 64, 512 (decode to
+prefill), for three formats: int4 symmetric group 32 (GGUF Q4_0, GPTQ sym), int4 with fp32
+scales and mins group 32 (GGUF Q4_K / Q4_1), int8 group 32 (GGUF Q8_0).
 
 Ours and the comparators run in alternating rounds on the same inputs (this host's
 neighbours move single runs by 10-40%); each reports its median round. Weight GB/s is
@@ -13,6 +16,7 @@ read bandwidth (a large tensor sum). x is bf16, as vLLM serves it. Ours twice: x
 the VNNI path, FORGE_QUANT_ACTIVATIONS=int8, quant/activations.py).
 
     python -m benchmarks.kernels.bench_quant_gemm [--quick] [--models 1b,8b] [--m 1,16]
+                                                  [--no-ggml]
 """
 
 import argparse
@@ -29,6 +33,7 @@ from benchmarks.common import (
     time_fn,
     write_csv,
 )
+from benchmarks.kernels.ggml_matmul import GgmlMatmul
 from vllm_forge import extension
 from vllm_forge.quant.format import PackedWeight, quantize_rtn
 
@@ -65,12 +70,21 @@ def vllm_w4a16(p: PackedWeight):
     return w, p.scales.t().contiguous().to(torch.bfloat16)
 
 
-def median_rounds(fns: dict, min_time: float) -> dict:
-    rounds = {name: [] for name in fns}
+def median_rounds(fns: dict, min_time: float, timers: dict | None = None) -> dict:
+    """Median seconds per call of each fn (timed here) and each timer (a callable of
+    min_time that times itself: ggml in its own process), alternating in rounds."""
+    timers = dict(timers or {})
+    for name, fn in fns.items():
+        timers[name] = lambda t, fn=fn: time_fn(fn, min_time=t, max_iters=50)
+    rounds: dict[str, list[float]] = {name: [] for name in timers}
     for _ in range(ROUNDS):
-        for name, fn in fns.items():
-            rounds[name].append(time_fn(fn, min_time=min_time, max_iters=50))
+        for name, timer in timers.items():
+            rounds[name].append(timer(min_time))
     return {name: statistics.median(r) for name, r in rounds.items()}
+
+
+def ratio(t: dict, slower: str, ours: str) -> float | str:
+    return round(t[slower] / t[ours], 2) if slower in t else ""
 
 
 def main() -> None:
@@ -79,11 +93,13 @@ def main() -> None:
     ap.add_argument("--models", default="1b,8b")
     ap.add_argument("--m", default=",".join(map(str, M_VALUES)))
     ap.add_argument("--formats", default=",".join(FORMATS))
+    ap.add_argument("--no-ggml", action="store_true", help="skip llama.cpp's ggml")
     args = ap.parse_args()
     models = ["1b"] if args.quick else args.models.split(",")
     m_values = [1, 16] if args.quick else [int(v) for v in args.m.split(",")]
     formats = ["int4_sym_g32"] if args.quick else args.formats.split(",")
     have_vllm = load_vllm_cpu_kernels() and hasattr(torch.ops._C, "cpu_gemm_wna16")
+    ggml = None if args.no_ggml else GgmlMatmul(torch.get_num_threads())
     read_gbs = read_bandwidth_gbs()
     print(f"quant_gemm: machine {machine_line()}; read bandwidth {read_gbs:.1f} GB/s")
     rows = []
@@ -96,6 +112,7 @@ def main() -> None:
                 w_bf16 = p.dequantize().to(torch.bfloat16)
                 vllm_w = vllm_w4a16(p) if have_vllm and bits == 4 and sym else None
                 tiled = p.tiled()
+                ggml_bytes = ggml.set_weight(w.numpy(), fmt) if ggml else 0
                 for m in m_values:
                     x = torch.randn(m, k).to(torch.bfloat16)
                     out = torch.empty(m, n, dtype=torch.bfloat16)
@@ -113,7 +130,11 @@ def main() -> None:
                         fns["vllm_w4a16"] = lambda: torch.ops._C.cpu_gemm_wna16(
                             x, vllm_w[0], out_v, vllm_w[1], None, None, 8, "vec"
                         )
-                    t = median_rounds(fns, min_time=0.05 if m >= 64 else 0.1)
+                    timers = {}
+                    if ggml:
+                        ggml.load(m)
+                        timers["ggml"] = lambda t: ggml.time(t, 50)
+                    t = median_rounds(fns, 0.05 if m >= 64 else 0.1, timers)
                     gbs = p.nbytes() / t["forge"] / 1e9
                     row = dict(
                         model=model,
@@ -128,12 +149,12 @@ def main() -> None:
                         x_torch_bf16=round(t["torch_bf16"] / t["forge"], 2),
                         x_torch_bf16_int8=round(t["torch_bf16"] / t["forge_int8"], 2),
                         vllm_w4a16_us=round(t["vllm_w4a16"] * 1e6, 1) if "vllm_w4a16" in t else "",
-                        x_vllm_w4a16=round(t["vllm_w4a16"] / t["forge"], 2)
-                        if "vllm_w4a16" in t
-                        else "",
-                        x_vllm_w4a16_int8=round(t["vllm_w4a16"] / t["forge_int8"], 2)
-                        if "vllm_w4a16" in t
-                        else "",
+                        x_vllm_w4a16=ratio(t, "vllm_w4a16", "forge"),
+                        x_vllm_w4a16_int8=ratio(t, "vllm_w4a16", "forge_int8"),
+                        ggml_us=round(t["ggml"] * 1e6, 1) if "ggml" in t else "",
+                        x_ggml=ratio(t, "ggml", "forge"),
+                        x_ggml_int8=ratio(t, "ggml", "forge_int8"),
+                        ggml_weight_gbs=round(ggml_bytes / t["ggml"] / 1e9, 1) if ggml else "",
                         weight_gbs=round(gbs, 1),
                         weight_gbs_int8=round(p.nbytes() / t["forge_int8"] / 1e9, 1),
                         pct_read_bw=round(100 * gbs / read_gbs, 1),
@@ -142,6 +163,8 @@ def main() -> None:
                     )
                     rows.append(row)
                     print(row)
+    if ggml:
+        ggml.close()
     name = "quant_gemm_quick" if args.quick else "quant_gemm"
     path = write_csv(name, rows)
     plot(rows, RESULTS / f"{name}.png")
@@ -150,7 +173,7 @@ def main() -> None:
 
 def plot(rows: list[dict], path) -> None:
     plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+    fig, axes = plt.subplots(1, 3, figsize=(19, 4.5))
     for fmt in sorted({r["format"] for r in rows}):
         for m in sorted({r["m"] for r in rows}):
             sel = [r for r in rows if r["format"] == fmt and r["m"] == m]
@@ -163,19 +186,24 @@ def plot(rows: list[dict], path) -> None:
                 ls="--",
                 label=f"{fmt} M={m} int8 x",
             )
-            vs = [r for r in sel if r["x_vllm_w4a16"] != ""]
-            if vs:
-                axes[1].plot(
-                    [f"{r['model']}:{r['proj']}" for r in vs],
-                    [r["x_vllm_w4a16"] for r in vs],
-                    marker="o",
-                    label=f"{fmt} M={m}",
-                )
+            for ax, key in ((axes[1], "x_vllm_w4a16"), (axes[2], "x_ggml")):
+                vs = [r for r in sel if r.get(key, "") != ""]
+                if vs:
+                    names = [f"{r['model']}:{r['proj']}" for r in vs]
+                    ax.plot(names, [r[key] for r in vs], marker="o", label=f"{fmt} M={m}")
+                    ax.plot(
+                        names,
+                        [r[key + "_int8"] for r in vs],
+                        marker="x",
+                        ls="--",
+                        label=f"{fmt} M={m} int8 x",
+                    )
     for ax, title in zip(
         axes,
         [
             "speed-up vs torch bf16 GEMM (dequantised weight)",
             "speed-up vs vLLM cpu_gemm_wna16 (int4 sym)",
+            "speed-up vs llama.cpp ggml (Q4_0 / Q4_1 / Q8_0)",
         ],
     ):
         ax.axhline(1.0, color="grey", lw=0.8)
