@@ -6,7 +6,8 @@ with short chat prompts and 128 new tokens, one stream (requests one after anoth
 (the default) and int8 activations (FORGE_QUANT_ACTIVATIONS=int8, quant/activations.py;
 forge_gguf_tok_s and ratio are that run's, the exact run's are *_exact). Reports output tokens/s of each and the ratios, and the engine's resident memory after loading; writes
 benchmarks/results/e2e_gguf.csv. Start-up and compilation are excluded (a warm-up
-request runs first). With --llamacpp, llama.cpp on the same file in the same run (its
+request runs first). Every engine's worker computes on the cores our platform chooses
+(platform/threads.py: all of them on a 2-CPU machine), the builtin's too. With --llamacpp, llama.cpp on the same file in the same run (its
 llama-bench tg128 for one stream, llama-batched-bench for more: bench_llamacpp.py, same
 threads) and our ratios to it.
 
@@ -126,7 +127,11 @@ def main() -> None:
         return
 
     from vllm_forge.gguf.export import GGUF_NAME, export_hf_folder, smollm2_folder
+    from vllm_forge.platform import threads
 
+    # Every engine on the cores our platform gives its worker (on a 2-CPU machine, both:
+    # platform/threads.py), the builtin's too, so the ratios compare kernels, not cores.
+    threads.apply()
     gguf_file = Path(args.gguf) if args.gguf else smollm2_folder() / GGUF_NAME
     folder = export_hf_folder(gguf_file, Path(".demo") / f"{gguf_file.stem}-hf")
     base = dict(
@@ -163,6 +168,7 @@ def main() -> None:
                 llamacpp_tok_s=llamacpp.get(streams, ""),
                 ratio_llamacpp=ratio(forge, llamacpp, streams),
                 ratio_llamacpp_exact=ratio(exact, llamacpp, streams),
+                worker_cores=threads.describe(),
                 builtin_rss_mb=round(builtin["rss_mb"]),
                 forge_rss_mb=round(forge["rss_mb"]),
                 machine=machine_line(),

@@ -15,6 +15,7 @@ import torch
 import vllm_forge
 from vllm_forge import extension, ops
 from vllm_forge.ops import spec
+from vllm_forge.platform import threads
 from vllm_forge.platform.common import choose_platform, installed_vllm_version
 from vllm_forge.quant import activations, selection
 
@@ -74,6 +75,7 @@ def collect(device_type: str = "cpu") -> dict:
             "torch_capability": torch.backends.cpu.get_cpu_capability(),
             "isa_flags": cpu_flags(),
             "threads": torch.get_num_threads(),
+            "worker_cores": threads.describe(),
             "kernel_variant": extension.cpu_kernel_isa()[0],
             "runnable_variants": extension.cpu_kernel_isa()[1],
         },
@@ -100,6 +102,7 @@ def format_text(info: dict) -> str:
         + (f"; built with torch {ext['built_with_torch']}" if ext["built_with_torch"] else ""),
         f"cpu: {info['cpu']['machine']}, torch capability {info['cpu']['torch_capability']}, "
         f"{info['cpu']['threads']} threads, ISA: {' '.join(info['cpu']['isa_flags']) or 'unknown'}",
+        f"vLLM's CPU worker cores: {info['cpu']['worker_cores']}",
         f"cpu kernels: {info['cpu']['kernel_variant']} variant (runnable here: "
         f"{info['cpu']['runnable_variants']}; FORGE_CPU_ISA picks one)",
         f"platform: {info['platform']['class'] or 'declined'} ({info['platform']['reason']})",
