@@ -28,7 +28,7 @@ from pathlib import Path
 from benchmarks.common import RESULTS, machine_line, pyplot, write_csv
 from benchmarks.e2e import run_child, smollm2_inputs
 from benchmarks.e2e.bench_bf16_accuracy import CHUNK, agreement, paired_difference
-from benchmarks.e2e.bench_llamacpp import CACHE, built_tools
+from benchmarks.e2e.bench_llamacpp import linked_tool
 
 HERE = Path(__file__).resolve().parent
 MODULE = "benchmarks.e2e.bench_bf16_accuracy"  # its child scores text and answers chats
@@ -36,18 +36,7 @@ MODULE = "benchmarks.e2e.bench_bf16_accuracy"  # its child scores text and answe
 
 def llamacpp_scorer() -> Path:
     """benchmarks/.cache/llamacpp_logprobs, linked against the cached llama.cpp build."""
-    build = built_tools().parent
-    tool = CACHE / "llamacpp_logprobs"
-    source = HERE / "llamacpp_logprobs.cpp"
-    if tool.exists() and tool.stat().st_mtime > source.stat().st_mtime:
-        return tool
-    llama = next(CACHE.glob("llama_cpp_python-*/vendor/llama.cpp"))
-    libs = ["src/libllama.a", "ggml/src/libggml.a", "ggml/src/libggml-cpu.a"]
-    libs.append("ggml/src/libggml-base.a")
-    cmd = ["g++", "-O2", "-std=c++17", f"-I{llama / 'include'}", f"-I{llama / 'ggml/include'}"]
-    cmd += [str(source), *(str(build / lib) for lib in libs), "-fopenmp", "-lpthread", "-ldl"]
-    subprocess.run([*cmd, "-o", str(tool)], check=True)
-    return tool
+    return linked_tool(HERE / "llamacpp_logprobs.cpp", with_llama=True)
 
 
 def llamacpp_logprobs(gguf: Path, text_ids: list[list[int]], threads: int) -> list[float]:

@@ -77,6 +77,23 @@ def built_tools() -> Path:
     return build / "bin"
 
 
+def linked_tool(source: Path, with_llama: bool) -> Path:
+    """benchmarks/.cache/<source's stem>: our C++ source built against the cached
+    llama.cpp's static libraries (ggml's, and llama's too if `with_llama`), rebuilt when
+    the source is newer."""
+    build = built_tools().parent
+    tool = CACHE / source.stem
+    if tool.exists() and tool.stat().st_mtime > source.stat().st_mtime:
+        return tool
+    llama = next(CACHE.glob("llama_cpp_python-*/vendor/llama.cpp"))
+    libs = ["src/libllama.a"] if with_llama else []
+    libs += ["ggml/src/libggml.a", "ggml/src/libggml-cpu.a", "ggml/src/libggml-base.a"]
+    cmd = ["g++", "-O2", "-std=c++17", f"-I{llama / 'include'}", f"-I{llama / 'ggml/include'}"]
+    cmd += [str(source), *(str(build / lib) for lib in libs), "-fopenmp", "-lpthread", "-ldl"]
+    subprocess.run([*cmd, "-o", str(tool)], check=True)
+    return tool
+
+
 def llama_bench(bin_dir: Path, gguf: Path, threads: int) -> dict:
     out = subprocess.run(
         [

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.e2e.bench_llamacpp import CACHE, built_tools
+from benchmarks.e2e.bench_llamacpp import linked_tool
 
 HERE = Path(__file__).resolve().parent
 # Our formats as GGUF types (the same float weights, quantised by gguf's own Q4_0 / Q4_1 /
@@ -20,17 +20,7 @@ GGUF_TYPES = {"int4_sym_g32": "Q4_0", "int4_min_g32_f32": "Q4_1", "int8_g32": "Q
 
 def built_driver() -> Path:
     """benchmarks/.cache/ggml_matmul, linked against the cached llama.cpp build."""
-    build = built_tools().parent
-    tool = CACHE / "ggml_matmul"
-    source = HERE / "ggml_matmul.cpp"
-    if tool.exists() and tool.stat().st_mtime > source.stat().st_mtime:
-        return tool
-    llama = next(CACHE.glob("llama_cpp_python-*/vendor/llama.cpp"))
-    libs = ["ggml/src/libggml.a", "ggml/src/libggml-cpu.a", "ggml/src/libggml-base.a"]
-    cmd = ["g++", "-O2", "-std=c++17", f"-I{llama / 'ggml/include'}", str(source)]
-    cmd += [*(str(build / lib) for lib in libs), "-fopenmp", "-lpthread", "-ldl"]
-    subprocess.run([*cmd, "-o", str(tool)], check=True)
-    return tool
+    return linked_tool(HERE / "ggml_matmul.cpp", with_llama=False)
 
 
 class GgmlMatmul:
