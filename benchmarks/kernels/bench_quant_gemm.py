@@ -1,5 +1,7 @@
-"""quant_gemm: ours vs (a) torch's GEMM on the dequantised bf16 weight (what vLLM runs for
-an unquantised bf16 model), (b) vLLM's own W4A16 CPU kernel (torch.ops._C.cpu_gemm_wna16,
+"""quant_gemm: ours vs (a) torch's GEMM on the dequantised bf16 weight, (a') vLLM's own
+bf16 linear on that weight as its CPU dispatch sets it up for an unquantised bf16 model
+(dispatch_cpu_unquantized_gemm: oneDNN on a prepacked weight here; faster than torch.mm
+at M >= 16, so the honest baseline for "what vLLM runs without quantisation"), (b) vLLM's own W4A16 CPU kernel (torch.ops._C.cpu_gemm_wna16,
 its GPTQ/AWQ path) on the same logical int4 weights, (c) llama.cpp's ggml matmul on the
 same float weights quantised by gguf to the matching GGUF type (Q4_0, Q4_1, Q8_0; x in
 fp32 as llama.cpp keeps it, rounded by ggml to 8 bits inside its timed call;
@@ -70,6 +72,18 @@ def vllm_w4a16(p: PackedWeight):
     return w, p.scales.t().contiguous().to(torch.bfloat16)
 
 
+def vllm_bf16_linear(w_bf16: torch.Tensor):
+    """y = x W^T the way vLLM's CPU platform runs an unquantised bf16 linear layer: its own
+    dispatch prepares the layer (prepacked oneDNN, or sgl-kernel for small weights)."""
+    from vllm.model_executor.layers.utils import dispatch_cpu_unquantized_gemm
+
+    layer = torch.nn.Module()
+    layer.weight = torch.nn.Parameter(w_bf16, requires_grad=False)
+    layer.bias = None
+    dispatch_cpu_unquantized_gemm(layer, remove_weight=False)
+    return lambda x: layer.cpu_linear(x, layer.weight, None)
+
+
 def median_rounds(fns: dict, min_time: float, timers: dict | None = None) -> dict:
     """Median seconds per call of each fn (timed here) and each timer (a callable of
     min_time that times itself: ggml in its own process), alternating in rounds."""
@@ -111,6 +125,7 @@ def main() -> None:
                 p = quantize_rtn(w, bits, group, symmetric=sym, scale_dtype=sdt)
                 w_bf16 = p.dequantize().to(torch.bfloat16)
                 vllm_w = vllm_w4a16(p) if have_vllm and bits == 4 and sym else None
+                vllm_bf16 = vllm_bf16_linear(w_bf16) if have_vllm else None
                 tiled = p.tiled()
                 ggml_bytes = ggml.set_weight(w.numpy(), fmt) if ggml else 0
                 for m in m_values:
@@ -125,6 +140,8 @@ def main() -> None:
                         ),
                         "torch_bf16": lambda: torch.mm(x, w_bf16.t()),
                     }
+                    if vllm_bf16 is not None:
+                        fns["vllm_bf16"] = lambda: vllm_bf16(x)
                     if vllm_w is not None:
                         out_v = torch.empty(m, n, dtype=torch.bfloat16)
                         fns["vllm_w4a16"] = lambda: torch.ops._C.cpu_gemm_wna16(
@@ -148,6 +165,9 @@ def main() -> None:
                         torch_bf16_us=round(t["torch_bf16"] * 1e6, 1),
                         x_torch_bf16=round(t["torch_bf16"] / t["forge"], 2),
                         x_torch_bf16_int8=round(t["torch_bf16"] / t["forge_int8"], 2),
+                        vllm_bf16_us=round(t["vllm_bf16"] * 1e6, 1) if "vllm_bf16" in t else "",
+                        x_vllm_bf16=ratio(t, "vllm_bf16", "forge"),
+                        x_vllm_bf16_int8=ratio(t, "vllm_bf16", "forge_int8"),
                         vllm_w4a16_us=round(t["vllm_w4a16"] * 1e6, 1) if "vllm_w4a16" in t else "",
                         x_vllm_w4a16=ratio(t, "vllm_w4a16", "forge"),
                         x_vllm_w4a16_int8=ratio(t, "vllm_w4a16", "forge_int8"),
@@ -174,14 +194,18 @@ def main() -> None:
 def plot(rows: list[dict], path) -> None:
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(19, 4.5))
+    # vLLM's own bf16 linear where it ran (what vLLM serves an unquantised model with).
+    vllm_ran = all(r.get("x_vllm_bf16", "") != "" for r in rows)
+    base = "x_vllm_bf16" if vllm_ran else "x_torch_bf16"
+    base_name = "vLLM's bf16 linear (oneDNN, prepacked)" if vllm_ran else "torch.mm"
     for fmt in sorted({r["format"] for r in rows}):
         for m in sorted({r["m"] for r in rows}):
             sel = [r for r in rows if r["format"] == fmt and r["m"] == m]
             labels = [f"{r['model']}:{r['proj']}" for r in sel]
-            axes[0].plot(labels, [r["x_torch_bf16"] for r in sel], marker="o", label=f"{fmt} M={m}")
+            axes[0].plot(labels, [r[base] for r in sel], marker="o", label=f"{fmt} M={m}")
             axes[0].plot(
                 labels,
-                [r["x_torch_bf16_int8"] for r in sel],
+                [r[base + "_int8"] for r in sel],
                 marker="x",
                 ls="--",
                 label=f"{fmt} M={m} int8 x",
@@ -201,7 +225,7 @@ def plot(rows: list[dict], path) -> None:
     for ax, title in zip(
         axes,
         [
-            "speed-up vs torch bf16 GEMM (dequantised weight)",
+            f"speed-up vs {base_name} on the dequantised bf16 weight",
             "speed-up vs vLLM cpu_gemm_wna16 (int4 sym)",
             "speed-up vs llama.cpp ggml (Q4_0 / Q4_1 / Q8_0)",
         ],
