@@ -7,9 +7,10 @@ with short chat prompts and 128 new tokens, one stream (requests one after anoth
 forge_gguf_tok_s and ratio are that run's, the exact run's are *_exact). Reports output tokens/s of each and the ratios, and the engine's resident memory after loading; writes
 benchmarks/results/e2e_gguf.csv. Start-up and compilation are excluded (a warm-up
 request runs first). Every engine's worker computes on the cores our platform chooses
-(platform/threads.py: all of them on a 2-CPU machine), the builtin's too. With --llamacpp, llama.cpp on the same file in the same run (its
-llama-bench tg128 for one stream, llama-batched-bench for more: bench_llamacpp.py, same
-threads) and our ratios to it.
+(platform/threads.py: all of them on a 2-CPU machine), the builtin's too. With
+--llamacpp, llama.cpp on the same file in the same run (its llama-bench tg128 for one
+stream, llama-batched-bench for more: bench_llamacpp.py, same threads) and our ratios to
+it.
 
   python -m benchmarks.e2e.bench_gguf [--gguf FILE] [--streams 1,16] [--max-tokens 128]
                                       [--dtype bfloat16] [--eager] [--llamacpp]

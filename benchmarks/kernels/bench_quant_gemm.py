@@ -1,8 +1,9 @@
 """quant_gemm: ours vs (a) torch's GEMM on the dequantised bf16 weight, (a') vLLM's own
 bf16 linear on that weight as its CPU dispatch sets it up for an unquantised bf16 model
 (dispatch_cpu_unquantized_gemm: oneDNN on a prepacked weight here; faster than torch.mm
-at M >= 16, so the honest baseline for "what vLLM runs without quantisation"), (b) vLLM's own W4A16 CPU kernel (torch.ops._C.cpu_gemm_wna16,
-its GPTQ/AWQ path) on the same logical int4 weights, (c) llama.cpp's ggml matmul on the
+at M >= 16, so the honest baseline for "what vLLM runs without quantisation"), (b)
+vLLM's own W4A16 CPU kernel (torch.ops._C.cpu_gemm_wna16, its GPTQ/AWQ path) on the same
+logical int4 weights, (c) llama.cpp's ggml matmul on the
 same float weights quantised by gguf to the matching GGUF type (Q4_0, Q4_1, Q8_0; x in
 fp32 as llama.cpp keeps it, rounded by ggml to 8 bits inside its timed call;
 ggml_matmul.py, built once in benchmarks/.cache; `--no-ggml` skips it), over the
@@ -101,6 +102,10 @@ def ratio(t: dict, slower: str, ours: str) -> float | str:
     return round(t[slower] / t[ours], 2) if slower in t else ""
 
 
+def micros(t: dict, name: str) -> float | str:
+    return round(t[name] * 1e6, 1) if name in t else ""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="1b shapes, M 1 and 16, one format")
@@ -165,13 +170,13 @@ def main() -> None:
                         torch_bf16_us=round(t["torch_bf16"] * 1e6, 1),
                         x_torch_bf16=round(t["torch_bf16"] / t["forge"], 2),
                         x_torch_bf16_int8=round(t["torch_bf16"] / t["forge_int8"], 2),
-                        vllm_bf16_us=round(t["vllm_bf16"] * 1e6, 1) if "vllm_bf16" in t else "",
+                        vllm_bf16_us=micros(t, "vllm_bf16"),
                         x_vllm_bf16=ratio(t, "vllm_bf16", "forge"),
                         x_vllm_bf16_int8=ratio(t, "vllm_bf16", "forge_int8"),
-                        vllm_w4a16_us=round(t["vllm_w4a16"] * 1e6, 1) if "vllm_w4a16" in t else "",
+                        vllm_w4a16_us=micros(t, "vllm_w4a16"),
                         x_vllm_w4a16=ratio(t, "vllm_w4a16", "forge"),
                         x_vllm_w4a16_int8=ratio(t, "vllm_w4a16", "forge_int8"),
-                        ggml_us=round(t["ggml"] * 1e6, 1) if "ggml" in t else "",
+                        ggml_us=micros(t, "ggml"),
                         x_ggml=ratio(t, "ggml", "forge"),
                         x_ggml_int8=ratio(t, "ggml", "forge_int8"),
                         ggml_weight_gbs=round(ggml_bytes / t["ggml"] / 1e9, 1) if ggml else "",

@@ -34,6 +34,7 @@ class GgmlMatmul:
             text=True,
         )
         self.folder = tempfile.TemporaryDirectory(prefix="ggml_matmul")
+        self.path = Path(self.folder.name) / "w.bin"  # the weight of the last set_weight
 
     def _ask(self, line: str) -> str:
         assert self.proc.stdin and self.proc.stdout
@@ -52,7 +53,6 @@ class GgmlMatmul:
 
         self.qtype = GGUF_TYPES[fmt]
         blocks = quantize(np.ascontiguousarray(w, dtype=np.float32), T[self.qtype])
-        self.path = Path(self.folder.name) / "w.bin"
         blocks.tofile(self.path)
         self.shape = w.shape
         return blocks.nbytes
