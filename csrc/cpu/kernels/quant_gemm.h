@@ -123,18 +123,23 @@ inline void for_row_blocks(int64_t m, Block block) {
 // x rounded to int8 per block of min(32, group_size) k, as llama.cpp's Q8 activations:
 // d = max|x| / 127, q = round-half-even(x * (127 / max|x|)) (0 when the max is 0), so
 // x ~ d q; a block whose max is not finite gets d = NaN (its rows' outputs are NaN).
-// Laid out for the int8 GEMM's broadcasts: word [k / 4][i] holds 4 consecutive k of row
-// i, so a block of rows reads its words at constant offsets. Per-thread buffers reused
-// across calls; k padded with zero codes to kp.
+// Laid out for the int8 GEMM's broadcasts, per chunk of the weight (chunk_k(bits) k):
+// [chunk][i][w] holds the chunk's words of 4 consecutive k of row i (w < words: 1 for
+// int8 weights, 2 for int4), so one pointer per chunk reaches every row's words at
+// constant offsets (a pointer per row would not fit in registers). Per-thread buffers
+// reused across calls; k padded with zero codes to kp.
 struct Int8X {
-  int32_t* q;   // [kp / 4][m] words of 4 int8
+  int32_t* q;   // [kp / (4 words)][m][words] words of 4 int8
   float* d;     // [blocks][m]
   float* gsum;  // [groups][m]: sum over the group of d q (the mins' x sums)
-  int64_t m, kp, blocks, block, groups;
+  int64_t m, kp, blocks, block, groups, words;
 
+  int64_t word(int64_t i, int64_t k) const {  // the word holding row i's k
+    return (k / (4 * words) * m + i) * words + k / 4 % words;
+  }
   float value(int64_t i, int64_t k) const {  // d q of row i, k
     int8_t c[4];
-    std::memcpy(c, q + k / 4 * m + i, 4);
+    std::memcpy(c, q + word(i, k), 4);
     return d[k / block * m + i] * c[k % 4];
   }
 };
@@ -207,7 +212,7 @@ inline Int8X int8_buffers(const QuantGemmArgs& a) {
   d.resize(blocks * m);
   gsum.resize(groups * m);
   // By pointer: inside a parallel region the names would be each worker's own vectors.
-  return {q.data(), d.data(), gsum.data(), m, kp, blocks, block, groups};
+  return {q.data(), d.data(), gsum.data(), m, kp, blocks, block, groups, chunk_k(a.bits) / 4};
 }
 
 // Group g's blocks of every row of x into xq (the last group also zeroes the padding
@@ -240,8 +245,8 @@ inline void quantize_group(const QuantGemmArgs& a, const Int8X& xq, int64_t g) {
       int32_t sum = 0;
       for (int h = 0; h * kLanes < block; ++h) {
         const vi8 c = round_codes(v[h], id, sum);
-        for (int w = 0; w < kLanes / 4; ++w)  // word (k / 4, i)
-          std::memcpy(xq.q + ((k0 + h * kLanes) / 4 + w) * m + i,
+        for (int w = 0; w < kLanes / 4; ++w)
+          std::memcpy(xq.q + xq.word(i, k0 + h * kLanes + 4 * w),
                       reinterpret_cast<const char*>(&c) + 4 * w, 4);
       }
       const float db = finite ? amax / 127.f : std::numeric_limits<float>::quiet_NaN();
@@ -561,7 +566,8 @@ inline void block(const QuantGemmArgs& a, const Int8X& xq, int64_t t, int64_t m0
   const int64_t m = xq.m, per_group = a.group_size / XB;
   const int64_t blocks = (a.k + XB - 1) / XB;  // the rest meet x's zero codes
   const uint8_t* codes = a.qweight + t * a.q_stride_tile;
-  const int32_t* words = xq.q + m0;  // row m0 + i's 4 k from k: words[k / 4 * m + i]
+  // Chunk c's words of row m0 + i: x_words[c * m * ck / 4 + i * ck / 4 + (0 or 1)].
+  const int32_t* x_words = xq.q + m0 * (ck / 4);
   const __m512i low = _mm512_set1_epi8(0x0F), flip = _mm512_set1_epi8(static_cast<char>(0x80));
   const bool corrected = BITS == 8 || a.mins;
   for (int i = 0; i < MR; ++i) acc[i] = _mm512_setzero_ps();
@@ -576,14 +582,13 @@ inline void block(const QuantGemmArgs& a, const Int8X& xq, int64_t t, int64_t m0
         const int64_t chunk = b * chunks + c;
         prefetch(codes + chunk * kChunkBytes, kPrefetchBytes);
         const __m512i w = _mm512_loadu_si512(codes + chunk * kChunkBytes);
-        const int32_t* x0 = words + chunk * (ck / 4) * m;
+        const int32_t* x0 = x_words + chunk * (ck / 4) * m;
         if constexpr (BITS == 4) {
           const __m512i lo = _mm512_and_si512(w, low);
           const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), low);
-          const int32_t* x1 = x0 + m;
           for (int i = 0; i < MR; ++i) {
-            sum[i] = dpbusd_bcast(sum[i], lo, x0 + i);
-            sum[i] = dpbusd_bcast(sum[i], hi, x1 + i);
+            sum[i] = dpbusd_bcast(sum[i], lo, x0 + 2 * i);
+            sum[i] = dpbusd_bcast(sum[i], hi, x0 + 2 * i + 1);
           }
         } else {
           const __m512i u = _mm512_xor_si512(w, flip);
