@@ -11,15 +11,16 @@
 // sums, and a group's 16 scales are one vector load):
 // - int8 (quantize_x with AVX512-VNNI): x rounded to int8 per block (Int8X), multiplied
 //   by the codes with vpdpbusd in int32 per block, then scaled in fp32 (namespace int8);
-// - dot (bf16 x with AVX512-BF16): each tile's codes are first unpacked into a buffer as
-//   the bf16 numbers 128 + q (int4: one logic op per 32 codes, exact) or q (int8, via
-//   fp32, exact), then every block of rows of x multiplies them with vdpbf16ps (x's pairs
-//   broadcast), one group at a time; the group's sum times its scale is added to the
-//   accumulator, and sum_g (m_g - 128 s_g) X_g (X_g: x's sum over the group) corrects for
-//   the 128 and the min. Products are exact in fp32 and sums fp32, as in the reference.
+// - dot (bf16 x with AVX512-BF16): each chunk's codes become, in registers, vectors of
+//   bf16 pairs (two k of one feature per 32-bit lane) of the numbers 128 + q (int4: a
+//   shift and one logic op per 32 codes, exact) or q (int8, via fp32, exact), which
+//   every row of a register block multiplies with vdpbf16ps (x's pairs broadcast), one
+//   group at a time; the group's sum times its scale is added to the accumulator, and
+//   sum_g (m_g - 128 s_g) X_g (X_g: x's sum over the group) corrects for the 128 and
+//   the min. Products are exact in fp32 and sums fp32, as in the reference.
 // - fp32 (every other case and ISA): per k, the 16 features' codes become one fp32 vector
 //   W = s q + m (exact: the reference's values) that every row of x multiplies (FMA).
-// Both read each weight byte once per call whatever the number of rows.
+// All read each weight byte from memory once per call whatever the number of rows.
 #pragma once
 
 #include <algorithm>
@@ -44,7 +45,7 @@ namespace quant {
 constexpr int kTileN = 16;       // output features per tile: one accumulator vector
 constexpr int kChunkBytes = 64;  // one chunk: 4 k (int8) or 8 k (int4) of 16 features
 constexpr int kTileK = 32;       // the tiled form pads k to a multiple of this
-constexpr int kMr = 4;           // rows of x per register block
+constexpr int kMr = 4;           // rows of x per register block (fp32 path)
 
 constexpr int chunk_k(int bits) { return bits == 4 ? 8 : 4; }
 
@@ -110,12 +111,18 @@ inline void store_tile(const QuantGemmArgs& a, int64_t t, int64_t m0, const vflo
   }
 }
 
-// Row blocks of kMr, then the rest one at a time: block(mr_tag, m0).
-template <typename Block>
-inline void for_row_blocks(int64_t m, Block block) {
-  int64_t m0 = 0;
-  for (; m0 + kMr <= m; m0 += kMr) block(std::integral_constant<int, kMr>{}, m0);
-  for (; m0 < m; ++m0) block(std::integral_constant<int, 1>{}, m0);
+// Rows [m0, m1) in register blocks of MAX_MR rows, then one block each of 4, 2 and 1 as
+// needed: block(mr_tag, first row) with mr_tag an integral_constant of the block's rows.
+template <int MAX_MR, typename Block>
+inline void for_row_blocks(int64_t m0, int64_t m1, Block block) {
+  for (; m0 + MAX_MR <= m1; m0 += MAX_MR) block(std::integral_constant<int, MAX_MR>{}, m0);
+  if constexpr (MAX_MR > 4) {
+    if (m0 + 4 <= m1) block(std::integral_constant<int, 4>{}, m0), m0 += 4;
+  }
+  if constexpr (MAX_MR > 2) {
+    if (m0 + 2 <= m1) block(std::integral_constant<int, 2>{}, m0), m0 += 2;
+  }
+  if (m0 < m1) block(std::integral_constant<int, 1>{}, m0);
 }
 
 // ---- int8 x (QuantGemmArgs::quantize_x) ------------------------------------------------
@@ -311,7 +318,7 @@ void gemm_fp32(const QuantGemmArgs& a) {
   const float* xs = fp32_rows<T>(a, kp);
 #pragma omp parallel for schedule(static) if (a.m * a.n * a.k > (1 << 18))
   for (int64_t t = 0; t < tiles; ++t) {
-    for_row_blocks(a.m, [&](auto mr_tag, int64_t m0) {
+    for_row_blocks<kMr>(0, a.m, [&](auto mr_tag, int64_t m0) {
       constexpr int MR = decltype(mr_tag)::value;
       vfloat acc[MR];
       fp32_block<S, BITS, MR>(a, xs, kp, t, m0, acc);
@@ -325,215 +332,153 @@ void gemm_fp32(const QuantGemmArgs& a) {
 #if defined(__AVX512BF16__)
 namespace dot {
 
-// Accumulator lanes: a bf16 code vector of 32 holds 8 features x 4 k (lane pair 2 l,
-// 2 l + 1 of its 16 fp32 lanes = feature l, k pairs 0-1 and 2-3), so a tile is two
-// vectors: features 0-7 (half 0) and 8-15 (half 1).
+// vdpbf16ps multiplies pairs: each 32-bit lane of a code vector holds two k of one
+// feature as bf16, so a chunk's lane l (feature 16 t + l) becomes, by shifts and masks
+// in place (no shuffle), the pairs (k0, k2), (k1, k3) (int8: its 4 k) and for int4 also
+// (k4, k6), (k5, k7): one fp32 accumulator lane per feature, as in the int8 path. x is
+// laid out to match: each 4 k of x as the words (x0, x2), (x1, x3).
 
-// x rows as bf16 padded with zeros to kp, and each row's group sums X_g (fp32), in
-// per-thread buffers reused across calls.
+constexpr int kMrDot = 8;  // rows of x per register block: 8 partial + 8 total vectors
+
+// x as bf16 padded with zeros to kp, per chunk of the weight (ck = chunk_k k) [chunk]
+// [row][ck] with each 4 k in the order 0, 2, 1, 3 (so one pointer per chunk reaches
+// every row's pairs at constant offsets); and each row's group sums X_g (fp32).
+// Per-thread buffers reused across calls.
 struct PreparedX {
-  const bf16* x;      // [m][kp]
+  const bf16* x;      // [kp / ck][m][ck]
   const float* sums;  // [m][groups]
   int64_t kp;
   int64_t groups;
 };
 
 inline PreparedX prepare_x(const QuantGemmArgs& a) {
-  const int64_t kp = padded_k(a.k), groups = num_groups(a);
-  thread_local std::vector<bf16> xs;
+  const int64_t kp = padded_k(a.k), groups = num_groups(a), ck = chunk_k(a.bits);
+  thread_local std::vector<bf16> xs, row;
   thread_local std::vector<float> sums;
   xs.resize(a.m * kp);
+  row.resize(kp);
   sums.resize(a.m * groups);
   const bf16* x = static_cast<const bf16*>(a.x);
   for (int64_t i = 0; i < a.m; ++i) {
-    const bf16* src = x + i * a.x_stride_row;
-    bf16* dst = xs.data() + i * kp;
-    std::memcpy(dst, src, a.k * sizeof(bf16));
-    std::memset(static_cast<void*>(dst + a.k), 0, (kp - a.k) * sizeof(bf16));
+    bf16* r = row.data();
+    std::memcpy(r, x + i * a.x_stride_row, a.k * sizeof(bf16));
+    std::memset(static_cast<void*>(r + a.k), 0, (kp - a.k) * sizeof(bf16));
     // X_g, 16 k at a time (kp and the group sizes are multiples of 16; the padding is 0).
     for (int64_t g = 0; g < groups; ++g) {
       vfloat acc{};
       for (int64_t k = g * a.group_size; k < std::min<int64_t>((g + 1) * a.group_size, kp);
            k += kLanes)
-        acc += load16(dst + k);
+        acc += load16(r + k);
       sums[i * groups + g] = reduce_add(acc);
+    }
+    for (int64_t c = 0; c < kp / ck; ++c) {
+      bf16* dst = xs.data() + (c * a.m + i) * ck;
+      for (int64_t k = 0; k < ck; k += 4) {
+        dst[k] = r[c * ck + k];
+        dst[k + 1] = r[c * ck + k + 2];
+        dst[k + 2] = r[c * ck + k + 1];
+        dst[k + 3] = r[c * ck + k + 3];
+      }
     }
   }
   return {xs.data(), sums.data(), kp, groups};
 }
 
-// A tile's codes from chunk c0 on, as bf16 vectors in `buf`: per chunk, per half (8
-// features), per 4-k step (int4: low then high nibbles; int8: one): 32 bf16.
-// int4: 128 + q, the bits 0x4300 | q. int8: q, through fp32.
+// A chunk's codes as bf16 pair vectors v[p], pair p matching x's word p (module note).
+// int4: the bf16 bits 0x4300 | q are the number 128 + q (exact; the GEMM takes the 128
+// back). int8: the fp32 of q has its low 16 bits zero, so its high half is q in bf16.
 template <int BITS>
-inline void unpack(const uint8_t* codes, int64_t c0, int64_t c1, __m512i* buf) {
-  const __m512i nibble = _mm512_set1_epi16(0x000F), bias = _mm512_set1_epi16(0x4300);
-  for (int64_t c = c0; c < c1; ++c) {
-    const uint8_t* chunk = codes + c * kChunkBytes;
-    prefetch(chunk, kPrefetchBytes);
-    for (int h = 0; h < 2; ++h) {
-      const uint8_t* half = chunk + h * 32;
-      if constexpr (BITS == 4) {
-        const __m512i w =
-            _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(half)));
-        *buf++ = _mm512_ternarylogic_epi32(w, nibble, bias, 0xEA);  // (w & 15) | 0x4300
-        *buf++ = _mm512_or_si512(_mm512_srli_epi16(w, 4), bias);
-      } else {
-        const __m512 lo = _mm512_cvtepi32_ps(
-            _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(half))));
-        const __m512 hi = _mm512_cvtepi32_ps(
-            _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(half + 16))));
-        *buf++ = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
-      }
-    }
+inline void unpack(const uint8_t* chunk, __m512i (&v)[BITS == 4 ? 4 : 2]) {
+  const __m512i w = _mm512_loadu_si512(chunk);
+  if constexpr (BITS == 4) {
+    const __m512i nibbles = _mm512_set1_epi32(0x000F000F), bias = _mm512_set1_epi32(0x43004300);
+    // Lane bits: byte j holds k = j (low nibble) and k = 4 + j (high nibble); a 16-bit
+    // half at shift s holds the nibbles at bits s and s + 16.
+    v[0] = _mm512_ternarylogic_epi32(w, nibbles, bias, 0xEA);  // (w & 15) | 0x4300: k0, k2
+    v[1] = _mm512_ternarylogic_epi32(_mm512_srli_epi32(w, 8), nibbles, bias, 0xEA);   // k1, k3
+    v[2] = _mm512_ternarylogic_epi32(_mm512_srli_epi32(w, 4), nibbles, bias, 0xEA);   // k4, k6
+    v[3] = _mm512_ternarylogic_epi32(_mm512_srli_epi32(w, 12), nibbles, bias, 0xEA);  // k5, k7
+  } else {
+    const __m512i k0 = (__m512i)_mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(w, 24), 24));
+    const __m512i k1 = (__m512i)_mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(w, 16), 24));
+    const __m512i k2 = (__m512i)_mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(w, 8), 24));
+    const __m512i k3 = (__m512i)_mm512_cvtepi32_ps(_mm512_srai_epi32(w, 24));
+    // Low halves from the first k's high half, high halves from the second's.
+    v[0] = _mm512_mask_blend_epi16(0x55555555, k2, _mm512_srli_epi32(k0, 16));
+    v[1] = _mm512_mask_blend_epi16(0x55555555, k3, _mm512_srli_epi32(k1, 16));
   }
 }
 
-// The 16 values of a tile's group vector spread to lane pairs: half 0 gets features 0-7
-// (lanes 2 l and 2 l + 1 = feature l), half 1 features 8-15.
-inline __m512 spread(vfloat v, int half) {
-  const __m512i index =
-      half == 0 ? _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0)
-                : _mm512_set_epi32(15, 15, 14, 14, 13, 13, 12, 12, 11, 11, 10, 10, 9, 9, 8, 8);
-  __m512 m;
-  std::memcpy(&m, &v, sizeof m);
-  return _mm512_permutexvar_ps(index, m);
+// sum += v . the pair of bf16 at x broadcast, the broadcast folded into the instruction's
+// memory operand ({1to16}), as for vpdpbusd in the int8 path.
+inline __m512 dpbf16_bcast(__m512 sum, __m512i v, const bf16* x) {
+  asm("vdpbf16ps %2%{1to16%}, %1, %0"
+      : "+v"(sum)
+      : "v"(v), "m"(*reinterpret_cast<const int32_t*>(x)));
+  return sum;
 }
 
-// Lane pairs summed back to one lane per feature: half 0's pairs then half 1's.
-inline vfloat join(__m512 h0, __m512 h1) {
-  const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
-  const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
-  const __m512 sum =
-      _mm512_add_ps(_mm512_permutex2var_ps(h0, even, h1), _mm512_permutex2var_ps(h0, odd, h1));
-  vfloat v;
-  std::memcpy(&v, &sum, sizeof v);
-  return v;
-}
-
-// x[k .. k + 4) of a row broadcast to every lane pair... as 64 bits.
-inline __m512bh x4(const bf16* p) {
-  int64_t v;
-  std::memcpy(&v, p, sizeof v);
-  return (__m512bh)_mm512_set1_epi64(v);
-}
-
-// acc[i][h] += the groups of chunks [c0, c1) (whole groups) for MR rows from m0, each
-// group's sum times its scale (scales: the tile's spread scales, two vectors a group).
-// next: the codes the next unpack reads (or nullptr), fetched a chunk per chunk here, so
-// the next slab's weight bytes arrive while this one computes.
-template <int BITS, int MR>
-inline void block(const QuantGemmArgs& a, const PreparedX& px, const __m512i* buf,
-                  const __m512* scales, int64_t c0, int64_t c1, int64_t m0, const uint8_t* next,
-                  __m512 (&acc)[MR][2]) {
-  constexpr int ck = chunk_k(BITS);
-  constexpr int steps = BITS == 4 ? 2 : 1;  // 4-k steps per chunk
-  const int64_t chunks_per_group = a.group_size / ck;
-  for (int64_t cg = c0; cg < c1; cg += chunks_per_group) {
-    const int64_t g = cg / chunks_per_group, ce = std::min(c1, cg + chunks_per_group);
-    __m512 part[MR][2];
-    for (int i = 0; i < MR; ++i) part[i][0] = part[i][1] = _mm512_setzero_ps();
-    for (int64_t c = cg; c < ce; ++c) {
-      if (next) prefetch(next + (c - c0) * kChunkBytes, 0);
-      const __m512i* w = buf + (c - c0) * 2 * steps;
-      for (int i = 0; i < MR; ++i) {
-        const bf16* xr = px.x + (m0 + i) * px.kp + c * ck;
-        for (int s = 0; s < steps; ++s) {
-          const __m512bh xv = x4(xr + 4 * s);
-          part[i][0] = _mm512_dpbf16_ps(part[i][0], (__m512bh)w[s], xv);
-          part[i][1] = _mm512_dpbf16_ps(part[i][1], (__m512bh)w[steps + s], xv);
-        }
-      }
-    }
-    for (int h = 0; h < 2; ++h)
+// acc[i] (one fp32 lane per feature) = tile t's product with x's rows m0 + i, as the
+// codes stand (int4: 128 + q): per group, the products' sum times the group's scale.
+template <typename S, int BITS, int MR>
+inline void block(const QuantGemmArgs& a, const PreparedX& px, int64_t t, int64_t m0,
+                  __m512 (&acc)[MR]) {
+  constexpr int ck = chunk_k(BITS), pairs = ck / 2;
+  const int64_t per_group = a.group_size / ck;
+  const int64_t chunks = (a.k + ck - 1) / ck;  // the rest meet x's zero padding
+  const uint8_t* codes = a.qweight + t * a.q_stride_tile;
+  for (int i = 0; i < MR; ++i) acc[i] = _mm512_setzero_ps();
+  for (int64_t g = 0; g * per_group < chunks; ++g) {
+    __m512 part[MR];
+    for (int i = 0; i < MR; ++i) part[i] = _mm512_setzero_ps();
+    for (int64_t c = g * per_group; c < std::min(chunks, (g + 1) * per_group); ++c) {
+      prefetch(codes + c * kChunkBytes, kPrefetchBytes);
+      __m512i v[pairs];
+      unpack<BITS>(codes + c * kChunkBytes, v);
+      const bf16* xc = px.x + (c * a.m + m0) * ck;  // row m0 + i's pairs: xc + i ck + 2 p
       for (int i = 0; i < MR; ++i)
-        acc[i][h] = _mm512_fmadd_ps(part[i][h], scales[2 * g + h], acc[i][h]);
+        for (int p = 0; p < pairs; ++p) part[i] = dpbf16_bcast(part[i], v[p], xc + i * ck + 2 * p);
+    }
+    const vfloat sv = group_vector<S>(a.scales, a, t, g);
+    __m512 s;
+    std::memcpy(&s, &sv, sizeof s);
+    for (int i = 0; i < MR; ++i) acc[i] = _mm512_fmadd_ps(part[i], s, acc[i]);
   }
 }
 
-// Chunks per unpacked slab: whole groups, at most 32 KB of bf16 codes (int4: 1024 k).
-inline int64_t slab_chunks(const QuantGemmArgs& a, int bits) {
-  const int64_t per_group = a.group_size / chunk_k(bits);
-  const int64_t vectors_per_chunk = bits == 4 ? 4 : 2;
-  const int64_t max_chunks = 32768 / (vectors_per_chunk * kChunkBytes);
-  return std::max<int64_t>(1, max_chunks / per_group) * per_group;
-}
-
-// Per tile, per thread: the spread scales of every group (two vectors each), and
-// corrections[i] = sum_g coef_g X_ig with coef = m - 128 s (int4, whose codes are
-// 128 + q) or m (int8 with mins), one lane per feature (coefs: a groups-long buffer).
-template <typename S, int BITS>
-inline void prepare_tile(const QuantGemmArgs& a, const PreparedX& px, int64_t t, __m512* scales,
-                         vfloat* coefs, vfloat* corrections) {
-  const bool corrected = BITS == 4 || a.mins;
+// Tile t's corrections of rows m0 + i: sum_g coef_g X_ig with coef = m - 128 s (int4,
+// whose codes are 128 + q) or m (int8 with mins); zero for int8 without mins.
+template <typename S, int BITS, int MR>
+inline void corrections(const QuantGemmArgs& a, const PreparedX& px, int64_t t, int64_t m0,
+                        vfloat (&out)[MR]) {
+  for (int i = 0; i < MR; ++i) out[i] = vfloat{};
+  if (BITS == 8 && !a.mins) return;
   for (int64_t g = 0; g < px.groups; ++g) {
-    const vfloat s = group_vector<S>(a.scales, a, t, g);
-    scales[2 * g] = spread(s, 0);
-    scales[2 * g + 1] = spread(s, 1);
-    if (!corrected) continue;
-    coefs[g] = a.mins ? group_vector<S>(a.mins, a, t, g) : vfloat{};
-    if constexpr (BITS == 4) coefs[g] -= 128.f * s;
+    vfloat coef = a.mins ? group_vector<S>(a.mins, a, t, g) : vfloat{};
+    if constexpr (BITS == 4) coef -= 128.f * group_vector<S>(a.scales, a, t, g);
+    for (int i = 0; i < MR; ++i) out[i] += coef * px.sums[(m0 + i) * px.groups + g];
   }
-  for_row_blocks(a.m, [&](auto mr_tag, int64_t m0) {
-    constexpr int MR = decltype(mr_tag)::value;
-    vfloat acc[MR] = {};
-    if (corrected)
-      for (int64_t g = 0; g < px.groups; ++g)
-        for (int i = 0; i < MR; ++i) acc[i] += coefs[g] * px.sums[(m0 + i) * px.groups + g];
-    for (int i = 0; i < MR; ++i) corrections[m0 + i] = acc[i];
-  });
 }
 
 template <typename S, int BITS>
 void gemm(const QuantGemmArgs& a) {
   const PreparedX px = prepare_x(a);
   const int64_t tiles = (a.n + kTileN - 1) / kTileN;
-  // Chunks holding k < K (the rest hold zero codes and meet x's zero padding).
-  const int64_t chunks = (a.k + chunk_k(BITS) - 1) / chunk_k(BITS), slab = slab_chunks(a, BITS);
-  constexpr int vectors_per_chunk = BITS == 4 ? 4 : 2;
-#pragma omp parallel if (a.m * a.n * a.k > (1 << 18))
-  {
-    thread_local std::vector<__m512i> buf;
-    thread_local std::vector<__m512> accs, scales;
-    thread_local std::vector<vfloat> corrections, coefs;
-    if (buf.size() < static_cast<size_t>(slab * vectors_per_chunk))
-      buf.resize(slab * vectors_per_chunk);
-    if (accs.size() < static_cast<size_t>(2 * a.m)) accs.resize(2 * a.m);
-    if (scales.size() < static_cast<size_t>(2 * px.groups)) scales.resize(2 * px.groups);
-    if (corrections.size() < static_cast<size_t>(a.m)) corrections.resize(a.m);
-    if (coefs.size() < static_cast<size_t>(px.groups)) coefs.resize(px.groups);
-    __m512i* b = buf.data();
-    __m512* acc_rows = accs.data();
-#pragma omp for schedule(static)
-    for (int64_t t = 0; t < tiles; ++t) {
-      const uint8_t* codes = a.qweight + t * a.q_stride_tile;
-      prepare_tile<S, BITS>(a, px, t, scales.data(), coefs.data(), corrections.data());
-      for (int64_t i = 0; i < 2 * a.m; ++i) acc_rows[i] = _mm512_setzero_ps();
-      for (int64_t c0 = 0; c0 < chunks; c0 += slab) {
-        const int64_t c1 = std::min(chunks, c0 + slab);
-        unpack<BITS>(codes, c0, c1, b);
-        for_row_blocks(a.m, [&](auto mr_tag, int64_t m0) {
-          constexpr int MR = decltype(mr_tag)::value;
-          __m512 acc[MR][2];
-          for (int i = 0; i < MR; ++i)
-            for (int h = 0; h < 2; ++h) acc[i][h] = acc_rows[2 * (m0 + i) + h];
-          const uint8_t* next = m0 > 0          ? nullptr
-                                : c1 < chunks   ? codes + c1 * kChunkBytes
-                                : t + 1 < tiles ? codes + a.q_stride_tile
-                                                : nullptr;
-          block<BITS, MR>(a, px, b, scales.data(), c0, c1, m0, next, acc);
-          for (int i = 0; i < MR; ++i)
-            for (int h = 0; h < 2; ++h) acc_rows[2 * (m0 + i) + h] = acc[i][h];
-        });
+#pragma omp parallel for schedule(static) if (a.m * a.n * a.k > (1 << 18))
+  for (int64_t t = 0; t < tiles; ++t) {
+    for_row_blocks<kMrDot>(0, a.m, [&](auto mr_tag, int64_t m0) {
+      constexpr int MR = decltype(mr_tag)::value;
+      __m512 acc[MR];
+      block<S, BITS, MR>(a, px, t, m0, acc);
+      vfloat out[MR];
+      corrections<S, BITS, MR>(a, px, t, m0, out);
+      for (int i = 0; i < MR; ++i) {
+        vfloat v;
+        std::memcpy(&v, &acc[i], sizeof v);
+        out[i] += v;
       }
-      for_row_blocks(a.m, [&](auto mr_tag, int64_t m0) {
-        constexpr int MR = decltype(mr_tag)::value;
-        vfloat out[MR];
-        for (int i = 0; i < MR; ++i)
-          out[i] = join(acc_rows[2 * (m0 + i)], acc_rows[2 * (m0 + i) + 1]) + corrections[m0 + i];
-        store_tile<bf16, MR>(a, t, m0, out);
-      });
-    }
+      store_tile<bf16, MR>(a, t, m0, out);
+    });
   }
 }
 
@@ -634,20 +579,14 @@ void gemm(const QuantGemmArgs& a, const Int8X& xq) {
       const int64_t p1 = std::min(a.m, p0 + panel);
 #pragma omp for schedule(static)
       for (int64_t t = 0; t < tiles; ++t) {
-        int64_t m0 = p0;
-        auto run = [&](auto mr_tag) {
+        for_row_blocks<kMr8>(p0, p1, [&](auto mr_tag, int64_t m0) {
           constexpr int MR = decltype(mr_tag)::value;
           __m512 acc[MR];
           block<S, BITS, XB, MR>(a, xq, t, m0, acc);
           vfloat out[MR];
           std::memcpy(out, acc, sizeof out);
           store_tile<T, MR>(a, t, m0, out);
-          m0 += MR;
-        };
-        while (m0 + kMr8 <= p1) run(std::integral_constant<int, kMr8>{});
-        if (m0 + 4 <= p1) run(std::integral_constant<int, 4>{});
-        if (m0 + 2 <= p1) run(std::integral_constant<int, 2>{});
-        if (m0 < p1) run(std::integral_constant<int, 1>{});
+        });
       }
     }
   }
