@@ -22,9 +22,10 @@ namespace {
 // library call on a dequantised panel is better blocked than our micro-kernel and wins
 // once m is large enough to pay for writing and re-reading the panel.
 int64_t quant_gemm_panel_rows(int64_t m, int64_t n, int64_t k, int64_t element_size) {
-  // Measured (benchmarks/kernels/bench_quant_gemm.py, 8192 x 2048 int4, bf16 x, 2 cores):
-  // the fused kernel is 1.5x the panels at m = 16 and 0.95x at m = 64.
-  constexpr int64_t kFusedMaxRows = 32;
+  // Measured (int4 group 32, bf16 x, 2 cores; 16384 x 2048 / 2048 x 8192 / 3072 x 2048),
+  // GOPS fused vs panels: m = 64 322 / 305 / 305 vs 277 / 188 / -, m = 128 325 / 303 / 289
+  // vs 336 / 280 / -, m = 256 326 / 287 / 262 vs 363 / 336 / -: even at 128.
+  constexpr int64_t kFusedMaxRows = 128;
   constexpr int64_t kPanelBytes = int64_t{4} << 20;
   if (m <= kFusedMaxRows) return 0;
   const int64_t rows =
